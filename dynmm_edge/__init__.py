@@ -1,0 +1,23 @@
+"""dynmm_edge: dynamic multimodal fusion (DynMM) for RGB-D segmentation on edge GPUs.
+
+The runtime imports with numpy alone; torch, onnxruntime, TensorRT, pyrealsense2 and OpenCV are
+imported lazily by the pieces that need them.
+"""
+__version__ = "0.1.0"
+
+from dynmm_edge.errors import (  # noqa: F401
+    DynMMError, ManifestError, DataError, MissingDependency, BackendError, CheckpointError,
+)
+from dynmm_edge.types import Frame, Result  # noqa: F401
+
+
+def load(model="demo", backend="ort", **kwargs):
+    """Open a model (folder, checkpoint file or 'demo') as a runtime Session."""
+    from dynmm_edge.runtime.session import open_session
+    return open_session(model, backend=backend, **kwargs)
+
+
+def open_source(uri, **kwargs):
+    """Open a FrameSource from a URI (realsense://, file.db3, a directory, synthetic://)."""
+    from dynmm_edge.io.sources import open_source as _open
+    return _open(uri, **kwargs)

@@ -1,0 +1,39 @@
+"""Typed records that travel between sources, the session and sinks."""
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+
+@dataclass
+class Frame:
+    """One RGB-D frame as delivered by a FrameSource.
+
+    rgb: uint8 HxWx3 in RGB order. depth: uint16 (or float32) HxW in units of `depth_scale_m`
+    metres per count (0 = invalid). labels: optional uint8 HxW ground truth (255 = void).
+    """
+    frame_id: int
+    rgb: np.ndarray
+    depth: Optional[np.ndarray]
+    depth_scale_m: float = 0.001
+    timestamp_s: float = 0.0
+    labels: Optional[np.ndarray] = None
+    intrinsics: Optional[Tuple[float, float, float, float]] = None  # fx, fy, cx, cy
+    meta: Dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    """What the Session returns for one frame.
+
+    labels: int HxW at the model's input size. path: number of depth segments run.
+    times_ms: per-branch and 'preprocess', 'total' times. branches_run: names in execution order.
+    """
+    frame_id: int
+    labels: np.ndarray
+    path: int
+    times_ms: Dict[str, float]
+    branches_run: Tuple[str, ...]
+    gate_probs: Optional[np.ndarray] = None
+    depth_macs: float = 0.0
+    frame: Optional[Frame] = None
