@@ -37,3 +37,4 @@ class Result:
     gate_probs: Optional[np.ndarray] = None
     depth_macs: float = 0.0
     frame: Optional[Frame] = None
+    logits: Optional[np.ndarray] = None

@@ -1,0 +1,67 @@
+"""`dynmm-edge train`: DynMM training (stage I random paths, stage II gate + resource loss, gate-only).
+
+Launch several processes with `torchrun --nproc_per_node N -m dynmm_edge.apps.cli train ...`:
+DDP is picked up from torchrun's environment (gloo on CPU, nccl on GPU).
+"""
+import shlex
+import sys
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a DynMM model (synthetic world or a dataset folder)",
+                              description=__doc__)
+    p.add_argument("--preset", default="demo", help="model preset (see dynmm_edge.model.presets)")
+    p.add_argument("--data", default="synthetic://?frames=2000&hard_fraction=0.3&seed=0",
+                   help="dataset folder or synthetic://?frames=N&hard_fraction=F&seed=S")
+    p.add_argument("--val-data", default="", help="optional evaluation data, evaluated at each stage end")
+    p.add_argument("--epochs-stage1", type=int, default=10, help="epochs with a random path per sample")
+    p.add_argument("--epochs-stage2", type=int, default=2, help="epochs with the gate trained jointly")
+    p.add_argument("--epochs-gate", type=int, default=0,
+                   help="gate-only epochs after stage II (trunk frozen; cheap retrofit)")
+    p.add_argument("--budget", type=float, default=0.5,
+                   help="target expected depth-encoder MACs as a fraction of the full-depth path")
+    p.add_argument("--resource-lambda", type=float, default=1.0, help="weight of the resource loss")
+    p.add_argument("--out", required=True, help="run folder (state.pt, metrics.jsonl, final.pt)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
+    p.add_argument("--init-from", default="", help="start from a checkpoint (ours or ESANet/DynMM, imported)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak LR of the one-cycle schedule (trunk)")
+    p.add_argument("--gate-lr", type=float, default=1e-2)
+    p.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--no-class-weights", action="store_true")
+    p.add_argument("--gumbel", action="store_true", help="Gumbel noise on gate logits in stage II")
+    p.add_argument("--eval-every", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args):
+    from dynmm_edge.train.loop import TrainConfig
+
+    return TrainConfig(
+        preset=args.preset, data=args.data, val_data=args.val_data, out=args.out,
+        epochs_stage1=args.epochs_stage1, epochs_stage2=args.epochs_stage2, epochs_gate=args.epochs_gate,
+        budget=args.budget, resource_lambda=args.resource_lambda, batch_size=args.batch_size, lr=args.lr,
+        gate_lr=args.gate_lr, optimizer=args.optimizer, augment=not args.no_augment,
+        class_weighting=not args.no_class_weights, gumbel=args.gumbel, seed=args.seed, threads=args.threads,
+        resume=args.resume, init_from=args.init_from, eval_every=args.eval_every,
+        progress=not args.no_progress, command="dynmm-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+
+
+def run(args) -> int:
+    from dynmm_edge.errors import DynMMError
+    from dynmm_edge.train.loop import train
+
+    try:
+        cfg = config_from_args(args)
+        result = train(cfg)
+    except (DynMMError, ValueError) as exc:
+        print(f"dynmm-edge train: error: {exc}", file=sys.stderr)
+        return 2
+    if result["dist"].is_main:
+        print(f"final checkpoint: {result['final']}")
+        print(f"metrics: {result['metrics']}")
+    return 0

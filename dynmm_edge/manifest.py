@@ -1,0 +1,282 @@
+"""manifest.json: the one contract between export and runtime.
+
+A model folder describes itself: branch files with sha256, named inputs/outputs, the branch graph
+and the branches each gate path runs, preprocessing constants, classes and palette, MACs per branch
+and path, precision variants. Everything is validated on load and every error says what is wrong.
+"""
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from dynmm_edge.backends.base import TensorSpec
+from dynmm_edge.errors import ManifestError
+
+SCHEMA = "dynmm-edge/manifest"
+SCHEMA_VERSION = 1
+MODEL_INPUTS = ("rgb", "depth")
+BRANCH_KINDS = ("gate", "stem", "depth", "trunk")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def safe_join(folder: Path, rel: str, what: str) -> Path:
+    """Resolve a manifest path and refuse anything that leaves the model folder."""
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or "\\" in rel:
+        raise ManifestError(f"{what}: file path {rel!r} must be a relative path inside the model folder")
+    root = folder.resolve()
+    target = (root / rel).resolve()
+    if target != root and root not in target.parents:
+        raise ManifestError(f"{what}: file path {rel!r} leaves the model folder {folder}")
+    return target
+
+
+@dataclass(frozen=True)
+class Variant:
+    file: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One engine-sized piece of the network."""
+    name: str
+    kind: str
+    inputs: Tuple[TensorSpec, ...]
+    outputs: Tuple[TensorSpec, ...]
+    variants: Mapping[str, Variant]
+    precision: str = "fp32"
+    segment: Optional[int] = None
+    macs: int = 0
+    params: int = 0
+
+    @property
+    def file(self) -> str:
+        return self.variants[self.precision].file
+
+    @property
+    def sha256(self) -> str:
+        return self.variants[self.precision].sha256
+
+    def variant(self, precision: str) -> Variant:
+        if precision not in self.variants:
+            raise ManifestError(f"branch '{self.name}' has no {precision} variant; it has {sorted(self.variants)}"
+                                f" (run `dynmm-edge build` / `calibrate` first)")
+        return self.variants[precision]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "segment": self.segment, "precision": self.precision,
+                "variants": {p: {"file": v.file, "sha256": v.sha256} for p, v in self.variants.items()},
+                "inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs],
+                "macs": int(self.macs), "params": int(self.params)}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    folder: Path
+    name: str
+    height: int
+    width: int
+    preprocess: Dict[str, Any]
+    classes: Tuple[str, ...]
+    palette: Tuple[Tuple[int, int, int], ...]
+    gate: Dict[str, Any]
+    branches: Tuple[Branch, ...]
+    paths: Dict[int, Tuple[str, ...]]
+    macs: Dict[str, Any]
+    model_config: Dict[str, Any] = field(default_factory=dict)
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    # convenience --------------------------------------------------------------------------
+    def branch(self, name: str) -> Branch:
+        for b in self.branches:
+            if b.name == name:
+                return b
+        raise ManifestError(f"no branch named '{name}' in {self.folder}/manifest.json")
+
+    @property
+    def path_values(self) -> Tuple[int, ...]:
+        return tuple(sorted(self.paths))
+
+    @property
+    def full_path(self) -> int:
+        return max(self.paths)
+
+    @property
+    def rgb_only_path(self) -> int:
+        return min(self.paths)
+
+    def depth_macs(self, path: int) -> float:
+        return float(self.macs["depth_per_path"][str(path)])
+
+    def total_macs(self, path: int) -> float:
+        return float(self.macs["total_per_path"][str(path)])
+
+    def file_path(self, branch: Branch, precision: Optional[str] = None) -> Path:
+        v = branch.variant(precision or branch.precision)
+        return safe_join(self.folder, v.file, f"branch '{branch.name}'")
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "name": self.name,
+             "input": {"height": self.height, "width": self.width},
+             "preprocess": dict(self.preprocess), "classes": list(self.classes),
+             "palette": [list(c) for c in self.palette], "gate": dict(self.gate),
+             "branches": [b.to_dict() for b in self.branches],
+             "paths": {str(k): list(v) for k, v in sorted(self.paths.items())},
+             "macs": self.macs, "model_config": self.model_config}
+        d.update(self.extra)
+        return d
+
+    def save(self) -> Path:
+        from dynmm_edge.atomic import write_json
+        return write_json(self.folder / "manifest.json", self.to_dict())
+
+    def with_branches(self, branches) -> "Manifest":
+        from dataclasses import replace
+        return replace(self, branches=tuple(branches))
+
+
+def _req(d: Mapping, key: str, where: str, typ=None):
+    if not isinstance(d, Mapping) or key not in d:
+        raise ManifestError(f"manifest.json: missing key '{key}' in {where}")
+    v = d[key]
+    if typ is not None and not isinstance(v, typ):
+        raise ManifestError(f"manifest.json: '{where}.{key}' must be {typ.__name__ if isinstance(typ, type) else typ}, "
+                            f"got {type(v).__name__}")
+    return v
+
+
+def _tensors(items, where) -> Tuple[TensorSpec, ...]:
+    if not isinstance(items, list) or not items:
+        raise ManifestError(f"manifest.json: {where} must be a non-empty list of tensors")
+    out = []
+    for i, t in enumerate(items):
+        try:
+            spec = TensorSpec.from_dict(t)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ManifestError(f"manifest.json: bad tensor {where}[{i}]: {exc!r}") from None
+        if spec.dtype not in ("float32", "float16", "int32", "int64", "uint8", "bool"):
+            raise ManifestError(f"manifest.json: tensor '{spec.name}' in {where} has unknown dtype {spec.dtype!r}")
+        out.append(spec)
+    return tuple(out)
+
+
+def parse_manifest(data: Mapping[str, Any], folder: Path, verify_hashes: bool = True) -> Manifest:
+    """Validate a manifest dict against the files in `folder`; raise ManifestError saying what is wrong."""
+    folder = Path(folder)
+    if not isinstance(data, Mapping):
+        raise ManifestError("manifest.json: top level must be an object")
+    if data.get("schema") != SCHEMA:
+        raise ManifestError(f"manifest.json: schema is {data.get('schema')!r}, expected {SCHEMA!r}")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ManifestError(f"manifest.json: schema_version {version!r} is not supported (this SDK reads {SCHEMA_VERSION})")
+    inp = _req(data, "input", "manifest", Mapping)
+    height, width = int(_req(inp, "height", "input")), int(_req(inp, "width", "input"))
+    classes = tuple(str(c) for c in _req(data, "classes", "manifest", list))
+    palette = tuple(tuple(int(x) for x in c) for c in _req(data, "palette", "manifest", list))
+    if len(palette) < len(classes):
+        raise ManifestError(f"manifest.json: palette has {len(palette)} colours for {len(classes)} classes")
+    gate = dict(_req(data, "gate", "manifest", Mapping))
+    branches: List[Branch] = []
+    seen = set()
+    for i, b in enumerate(_req(data, "branches", "manifest", list)):
+        where = f"branches[{i}]"
+        name = str(_req(b, "name", where))
+        if name in seen:
+            raise ManifestError(f"manifest.json: branch name '{name}' appears twice")
+        seen.add(name)
+        kind = _req(b, "kind", where)
+        if kind not in BRANCH_KINDS:
+            raise ManifestError(f"manifest.json: branch '{name}' has unknown kind {kind!r} (expected one of {BRANCH_KINDS})")
+        variants = {}
+        for prec, v in _req(b, "variants", where, Mapping).items():
+            if prec not in PRECISIONS:
+                raise ManifestError(f"manifest.json: branch '{name}' has unknown precision {prec!r}")
+            f = _req(v, "file", f"{where}.variants.{prec}", str)
+            digest = _req(v, "sha256", f"{where}.variants.{prec}", str)
+            target = safe_join(folder, f, f"branch '{name}' ({prec})")
+            if not target.is_file():
+                raise ManifestError(f"branch '{name}' ({prec}): file {f} is missing from {folder}")
+            if verify_hashes:
+                actual = sha256_file(target)
+                if actual != digest:
+                    raise ManifestError(f"branch '{name}' ({prec}): sha256 of {f} is {actual[:12]}..., manifest says "
+                                        f"{digest[:12]}...: the file was changed or truncated; re-export the model")
+            variants[prec] = Variant(f, digest)
+        precision = b.get("precision", "fp32")
+        if precision not in variants:
+            raise ManifestError(f"manifest.json: branch '{name}' selects precision {precision!r} but has only {sorted(variants)}")
+        branches.append(Branch(name=name, kind=kind, inputs=_tensors(b.get("inputs"), f"{name}.inputs"),
+                               outputs=_tensors(b.get("outputs"), f"{name}.outputs"), variants=variants,
+                               precision=precision, segment=b.get("segment"), macs=int(b.get("macs", 0)),
+                               params=int(b.get("params", 0))))
+    raw_paths = _req(data, "paths", "manifest", Mapping)
+    try:
+        paths = {int(k): tuple(v) for k, v in raw_paths.items()}
+    except (TypeError, ValueError):
+        raise ManifestError("manifest.json: 'paths' keys must be integers (number of depth segments)") from None
+    if not paths:
+        raise ManifestError("manifest.json: 'paths' is empty")
+    macs = dict(_req(data, "macs", "manifest", Mapping))
+    for key in ("depth_per_path", "total_per_path"):
+        table = _req(macs, key, "macs", Mapping)
+        for k in paths:
+            if str(k) not in table:
+                raise ManifestError(f"manifest.json: macs.{key} has no entry for path {k}")
+    known = {
+        "schema", "schema_version", "name", "input", "preprocess", "classes", "palette", "gate", "branches",
+        "paths", "macs", "model_config"}
+    m = Manifest(folder=folder, name=str(data.get("name", folder.name)), height=height, width=width,
+                 preprocess=dict(_req(data, "preprocess", "manifest", Mapping)), classes=classes, palette=palette,
+                 gate=gate, branches=tuple(branches), paths=paths, macs=macs,
+                 model_config=dict(data.get("model_config", {})),
+                 extra={k: v for k, v in data.items() if k not in known})
+    _check_graph(m)
+    return m
+
+
+def _check_graph(m: Manifest) -> None:
+    """Every path must be executable in order: each input produced earlier, a model input or a bound zero."""
+    names = {b.name for b in m.branches}
+    zero_inputs = set(m.gate.get("zero_inputs", {}))
+    present = m.gate.get("present_input")
+    gate_branch = m.gate.get("branch")
+    if gate_branch not in names:
+        raise ManifestError(f"manifest.json: gate.branch {gate_branch!r} is not a branch")
+    for k, seq in m.paths.items():
+        unknown = [s for s in seq if s not in names]
+        if unknown:
+            raise ManifestError(f"manifest.json: path {k} names unknown branch(es) {unknown}")
+        if gate_branch not in seq:
+            raise ManifestError(f"manifest.json: path {k} does not run the gate branch '{gate_branch}'")
+        available = set(MODEL_INPUTS) | zero_inputs | ({present} if present else set())
+        for s in seq:
+            b = m.branch(s)
+            for t in b.inputs:
+                if t.name not in available:
+                    raise ManifestError(f"manifest.json: path {k}: branch '{s}' needs tensor '{t.name}' "
+                                        f"that no earlier branch produces")
+            available |= {t.name for t in b.outputs}
+
+
+def load_manifest(folder, verify_hashes: bool = True) -> Manifest:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ManifestError(f"model folder {folder} does not exist or is not a directory")
+    mpath = folder / "manifest.json"
+    if not mpath.is_file():
+        raise ManifestError(f"{folder} has no manifest.json: is it a model folder made by `dynmm-edge export`?")
+    try:
+        data = json.loads(mpath.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{mpath} is not valid JSON: {exc}") from None
+    return parse_manifest(data, folder, verify_hashes=verify_hashes)

@@ -1,0 +1,458 @@
+"""DynMM training loop: stage I (random path per sample), stage II (gate joint, straight-through,
+resource loss), and an optional gate-only stage (trunk frozen) that is cheap and retrofits a static
+model into a dynamic one.
+
+Reproducibility: every random choice (batch order, augmentation, stage-I paths, Gumbel noise) is a
+pure function of (seed, epoch, rank, step), and the LR/temperature schedules are functions of the
+step. A checkpoint after every epoch (state.pt, written atomically: model + optimizer + torch RNG
++ history) is therefore enough for --resume to continue exactly.
+"""
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dynmm_edge.errors import CheckpointError, DataError
+from dynmm_edge.train import losses as L
+from dynmm_edge.train.data import AugmentConfig, NO_AUGMENT, collate, open_dataset
+from dynmm_edge.train.distributed import (DistInfo, all_reduce_mean, all_reduce_sum_tensor, barrier,
+                                          init_distributed, wrap_ddp)
+from dynmm_edge.train.evaluate import depth_macs_per_path, evaluate
+from dynmm_edge.train.schedule import one_cycle_lr, temperature_at
+
+STATE_FILE = "state.pt"
+FINAL_FILE = "final.pt"
+METRICS_FILE = "metrics.jsonl"
+OPTIMIZERS = ("adamw", "sgd")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run depends on (stored in state.pt and in the final checkpoint's meta).
+
+    budget: target expected depth cost as a FRACTION of the full-depth path's depth-encoder MACs.
+    resource_lambda: weight of relu(expected fraction - budget) (normalised cost, so ~1 works).
+    epochs_gate: gate-only epochs after stage II (trunk frozen, per-path losses computed once).
+    """
+    preset: str = "demo"
+    data: str = "synthetic://?frames=2000&hard_fraction=0.3&seed=0"
+    val_data: str = ""
+    out: str = "runs/train"
+    epochs_stage1: int = 10
+    epochs_stage2: int = 2
+    epochs_gate: int = 0
+    budget: float = 0.5
+    resource_lambda: float = 1.0
+    batch_size: int = 16
+    lr: float = 2e-3
+    gate_lr: float = 1e-2
+    optimizer: str = "adamw"
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    temp_start: float = 1.0
+    temp_end: float = 1e-3
+    gumbel: bool = False
+    class_weighting: bool = True
+    augment: bool = True
+    seed: int = 0
+    threads: int = 2
+    resume: bool = False
+    init_from: str = ""
+    eval_every: int = 0
+    progress: bool = True
+    max_batches: int = 0
+    command: str = ""
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"TrainConfig.optimizer={self.optimizer!r}: must be one of {OPTIMIZERS}")
+        for name in ("epochs_stage1", "epochs_stage2", "epochs_gate", "eval_every", "max_batches"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"TrainConfig.{name} must be >= 0")
+        if self.batch_size < 1:
+            raise ValueError("TrainConfig.batch_size must be >= 1")
+        if not 0.0 <= self.budget <= 1.0:
+            raise ValueError(f"TrainConfig.budget={self.budget}: a fraction of full-depth MACs in [0, 1]")
+        if self.lr <= 0 or self.gate_lr <= 0:
+            raise ValueError("TrainConfig.lr and gate_lr must be > 0")
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs_stage1 + self.epochs_stage2 + self.epochs_gate
+
+    def stage_of(self, epoch: int) -> str:
+        if epoch < self.epochs_stage1:
+            return "stage1"
+        if epoch < self.epochs_stage1 + self.epochs_stage2:
+            return "stage2"
+        return "gate"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown key(s) {unknown}")
+        return cls(**d)
+
+
+# --------------------------------------------------------------------------------- helpers
+def build_model_and_meta(cfg: TrainConfig):
+    """(model, meta) from the preset, or from --init-from (our checkpoint or an imported one)."""
+    from dynmm_edge.data import synthetic as S
+    from dynmm_edge.data.preprocess import PreprocessConfig
+    from dynmm_edge.model.net import DynMMNet
+    from dynmm_edge.model.presets import get_preset
+
+    meta: Dict[str, object] = {}
+    if cfg.init_from:
+        from dynmm_edge.model import checkpoints
+
+        try:
+            loaded = checkpoints.load_model(cfg.init_from)
+        except (CheckpointError, DataError):
+            raise
+        except Exception as exc:
+            raise CheckpointError(f"{cfg.init_from}: cannot initialise from it: {exc}") from exc
+        model, meta = loaded if isinstance(loaded, tuple) else (loaded, {})
+        meta = dict(meta or {})
+    else:
+        torch.manual_seed(cfg.seed)
+        model = DynMMNet(get_preset(cfg.preset))
+    mc = model.config
+    if meta.get("preprocess"):
+        pre = PreprocessConfig.from_dict(dict(meta["preprocess"]))
+        pre = replace(pre, height=mc.height, width=mc.width)
+    else:
+        pre = PreprocessConfig(height=mc.height, width=mc.width, depth_mean=S.DEPTH_MEAN_MM,
+                               depth_std=S.DEPTH_STD_MM)
+    classes = list(meta.get("classes") or (S.CLASS_NAMES if mc.num_classes == len(S.CLASS_NAMES)
+                                            else [f"class{i}" for i in range(mc.num_classes)]))
+    palette = meta.get("palette") or [list(c) for c in S.PALETTE][:mc.num_classes]
+    return model, {"classes": classes, "palette": [list(map(int, c)) for c in palette], "preprocess": pre}
+
+
+class _TrainStep(nn.Module):
+    """One forward for DDP: stage1 (given one-hot weights), stage2 (gate + straight-through), gate."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, rgb, depth, mode: str, weights=None, temperature: float = 1.0, noise=None):
+        m = self.model
+        if mode == "stage1":
+            return m.forward_blend(rgb, depth, weights), None
+        glog, extras = m.gate_forward(rgb, depth)
+        if mode == "gate":
+            return None, glog
+        z = glog if noise is None else glog + noise
+        soft = F.softmax(z / max(float(temperature), 1e-6), dim=1)
+        hard = torch.zeros_like(soft).scatter_(1, soft.argmax(1, keepdim=True), 1.0)
+        w = hard - soft.detach() + soft
+        return m.forward_blend(rgb, depth, w, extras), glog
+
+
+def _loader(dataset, cfg: TrainConfig, epoch: int, info: DistInfo, shuffle=True):
+    bs = cfg.batch_size
+    drop_last = len(dataset) // max(info.world_size, 1) >= 2 * bs
+    if info.enabled:
+        sampler = torch.utils.data.distributed.DistributedSampler(
+            dataset, num_replicas=info.world_size, rank=info.rank, shuffle=shuffle, seed=cfg.seed,
+            drop_last=True)
+        sampler.set_epoch(epoch)
+    elif shuffle:
+        g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+        sampler = torch.utils.data.RandomSampler(dataset, generator=g)
+    else:
+        sampler = torch.utils.data.SequentialSampler(dataset)
+    return torch.utils.data.DataLoader(dataset, batch_size=bs, sampler=sampler, num_workers=0,
+                                       collate_fn=collate, drop_last=drop_last)
+
+
+def _make_optimizer(cfg: TrainConfig, model, stage: str):
+    """Stage I/II: one optimizer over everything (gate group at gate_lr); gate stage: gate only."""
+    gate_params = list(model.gate.parameters())
+    gate_ids = {id(p) for p in gate_params}
+    if stage == "gate":
+        return torch.optim.Adam(gate_params, lr=cfg.gate_lr)
+    trunk = [p for p in model.parameters() if id(p) not in gate_ids]
+    groups = [{"params": trunk, "lr": cfg.lr}, {"params": gate_params, "lr": cfg.gate_lr}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _opt_kind(stage: str) -> str:
+    return "gate" if stage == "gate" else "joint"
+
+
+def _log(info: DistInfo, path: Path, record: dict):
+    if info.is_main:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, allow_nan=False) + "\n")
+
+
+def _save_state(path: Path, model, optimizer, opt_kind, epochs_done, cfg, history, class_w):
+    from dynmm_edge.atomic import atomic_path
+
+    state = {
+        "format": "dynmm_edge.train_state/1",
+        "epochs_done": int(epochs_done),
+        "model": model.state_dict(),
+        "model_config": model.config.to_dict(),
+        "optimizer": optimizer.state_dict(),
+        "optimizer_kind": opt_kind,
+        "torch_rng": torch.get_rng_state(),
+        "config": cfg.to_dict(),
+        "history": json.dumps(history),
+        "class_weights": class_w,
+    }
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(state, tmp)
+
+
+def load_state(path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no training state to resume from")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot read training state: {exc}") from exc
+    for key in ("epochs_done", "model", "optimizer", "optimizer_kind", "config"):
+        if key not in state:
+            raise CheckpointError(f"{path}: training state lacks key {key!r}")
+    return state
+
+
+def _per_path_losses(model, dataset, cfg: TrainConfig, class_w, info: DistInfo) -> torch.Tensor:
+    """[N, P] mean CE of each training frame under each path (trunk frozen, eval mode, no augmentation).
+
+    Computed once for the gate stage: the gate then learns which frames need depth at ~no cost.
+    """
+    model.eval()
+    n, p = len(dataset), len(model.paths)
+    out = torch.zeros(n, p)
+    aug = dataset.augment
+    dataset.augment = NO_AUGMENT
+    try:
+        idx = list(range(info.rank, n, info.world_size))
+        with torch.no_grad():
+            for s in range(0, len(idx), cfg.batch_size):
+                items = [dataset[i] for i in idx[s:s + cfg.batch_size]]
+                b = collate(items)
+                for j, path in enumerate(model.paths):
+                    logits = model(b["rgb"], b["depth"], path=path)
+                    ce = F.cross_entropy(logits, b["labels"], weight=class_w, ignore_index=255,
+                                         reduction="none")
+                    valid = (b["labels"] != 255).float()
+                    per = (ce * valid).sum((1, 2)) / valid.sum((1, 2)).clamp_min(1)
+                    out[torch.tensor(b["index"]), j] = per
+    finally:
+        dataset.augment = aug
+    return all_reduce_sum_tensor(out, info)
+
+
+# --------------------------------------------------------------------------------- main entry
+def train(cfg: TrainConfig) -> Dict[str, object]:
+    """Run (or resume) training; returns {'final': path, 'metrics': path, 'history': [...], 'model': model}."""
+    torch.set_num_threads(max(1, int(cfg.threads)))
+    info = init_distributed()
+    out = Path(cfg.out)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    barrier(info)
+    t_start = time.time()
+
+    model, meta = build_model_and_meta(cfg)
+    pre = meta["preprocess"]
+    nc = model.config.num_classes
+    aug = AugmentConfig() if cfg.augment else NO_AUGMENT
+    dataset = open_dataset(cfg.data, pre, split="train", augment=aug, num_classes=nc,
+                           progress=cfg.progress and info.is_main)
+    dataset.seed = cfg.seed
+    val = open_dataset(cfg.val_data, pre, split="test", num_classes=nc) if cfg.val_data else None
+    costs = L.normalised_path_costs(depth_macs_per_path(model))
+
+    history: List[dict] = []
+    start_epoch = 0
+    state = None
+    if cfg.resume and (out / STATE_FILE).exists():
+        state = load_state(out / STATE_FILE)
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"{out / STATE_FILE}: model does not match the run's preset: {exc}") from exc
+        start_epoch = int(state["epochs_done"])
+        history = json.loads(state.get("history", "[]"))
+    if state is not None and "class_weights" in state:
+        class_w = state["class_weights"]
+    elif cfg.class_weighting:
+        class_w = L.class_weights_from_counts(L.label_counts(dataset.label_arrays(), nc), nc)
+    else:
+        class_w = torch.ones(nc)
+
+    metrics_path = out / METRICS_FILE
+    opt_kind = None
+    optimizer = None
+    step_module = None
+    path_losses = None
+    n_s12 = cfg.epochs_stage1 + cfg.epochs_stage2
+
+    for epoch in range(start_epoch, cfg.total_epochs):
+        stage = cfg.stage_of(epoch)
+        if _opt_kind(stage) != opt_kind:
+            opt_kind = _opt_kind(stage)
+            if stage == "gate":
+                for name, prm in model.named_parameters():
+                    prm.requires_grad_(name.startswith("gate."))
+            optimizer = _make_optimizer(cfg, model, stage)
+            if state is not None and state["optimizer_kind"] == opt_kind and epoch == start_epoch:
+                optimizer.load_state_dict(state["optimizer"])
+            if state is not None and epoch == start_epoch and "torch_rng" in state:
+                torch.set_rng_state(state["torch_rng"])
+            step_module = wrap_ddp(_TrainStep(model), info)
+        if stage == "gate" and path_losses is None:
+            path_losses = _per_path_losses(model, dataset, cfg, class_w, info)
+
+        dataset.set_epoch(epoch)
+        loader = _loader(dataset, cfg, epoch, info)
+        n_batches = len(loader) if not cfg.max_batches else min(len(loader), cfg.max_batches)
+        if stage == "gate":
+            model.eval()
+            model.gate.train()
+        else:
+            model.train()
+        sums = {"loss": 0.0, "seg": 0.0, "res": 0.0, "cost": 0.0}
+        hist = torch.zeros(len(model.paths), dtype=torch.long)
+        temp = None
+        count = 0
+        bar = None
+        if cfg.progress and info.is_main:
+            from tqdm import tqdm
+            bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.total_epochs} {stage}", leave=False)
+        for bi, batch in enumerate(loader):
+            if bi >= n_batches:
+                break
+            rgb, depth, labels = batch["rgb"], batch["depth"], batch["labels"]
+            gen = torch.Generator().manual_seed(((cfg.seed * 1009 + epoch) * 7919 + bi) * 31 + info.rank)
+            if stage in ("stage1", "stage2"):
+                gstep = epoch * n_batches + bi
+                lr = one_cycle_lr(gstep, n_s12 * n_batches, cfg.lr)
+                optimizer.param_groups[0]["lr"] = lr
+            if stage == "stage1":
+                choice = torch.randint(0, len(model.paths), (rgb.shape[0],), generator=gen)
+                w = F.one_hot(choice, len(model.paths)).float()
+                logits, _ = step_module(rgb, depth, "stage1", weights=w)
+                seg = L.segmentation_loss(logits, labels, class_w)
+                res = seg * 0.0
+                hist += torch.bincount(choice, minlength=len(model.paths))
+            elif stage == "stage2":
+                s2 = (epoch - cfg.epochs_stage1) * n_batches + bi
+                temp = temperature_at(s2, cfg.epochs_stage2 * n_batches, cfg.temp_start, cfg.temp_end)
+                noise = None
+                if cfg.gumbel:
+                    u = torch.rand(rgb.shape[0], len(model.paths), generator=gen).clamp(1e-9, 1 - 1e-9)
+                    noise = -torch.log(-torch.log(u))
+                logits, glog = step_module(rgb, depth, "stage2", temperature=temp, noise=noise)
+                seg = L.segmentation_loss(logits, labels, class_w)
+                probs = F.softmax(glog / max(temp, 1e-6), dim=1)
+                res = L.resource_loss(F.softmax(glog, dim=1), costs, cfg.budget, cfg.resource_lambda)
+                sums["cost"] += float(L.expected_cost(probs, costs))
+                hist += torch.bincount(glog.argmax(1), minlength=len(model.paths))
+            else:
+                gs = (epoch - n_s12) * n_batches + bi
+                temp = temperature_at(gs, cfg.epochs_gate * n_batches, cfg.temp_start, max(cfg.temp_end, 0.05))
+                _, glog = step_module(rgb, depth, "gate")
+                probs = F.softmax(glog / temp, dim=1)
+                per = path_losses[torch.tensor(batch["index"])]
+                seg = (probs * per).sum(1).mean()
+                res = L.resource_loss(probs, costs, cfg.budget, cfg.resource_lambda)
+                sums["cost"] += float(L.expected_cost(probs, costs))
+                hist += torch.bincount(glog.argmax(1), minlength=len(model.paths))
+            loss = seg + res
+            if not torch.isfinite(loss):
+                raise DataError(f"non-finite loss at epoch {epoch} batch {bi} (frames {batch['index']})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            sums["loss"] += float(loss)
+            sums["seg"] += float(seg)
+            sums["res"] += float(res)
+            count += 1
+            if bar is not None:
+                bar.set_postfix(loss=f"{float(loss):.3f}", T=("-" if temp is None else f"{temp:.3g}"))
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        hist = all_reduce_sum_tensor(hist, info)
+        rec = {"type": "epoch", "epoch": epoch + 1, "stage": stage,
+               "loss": all_reduce_mean(sums["loss"] / max(count, 1), info),
+               "seg_loss": all_reduce_mean(sums["seg"] / max(count, 1), info),
+               "resource_loss": all_reduce_mean(sums["res"] / max(count, 1), info),
+               "expected_depth_cost": all_reduce_mean(sums["cost"] / max(count, 1), info) if stage != "stage1" else None,
+               "temperature": temp, "lr": optimizer.param_groups[0]["lr"], "batches": count,
+               "path_histogram": {str(p): int(c) for p, c in zip(model.paths, hist.tolist())},
+               "elapsed_s": round(time.time() - t_start, 2)}
+        history.append(rec)
+        _log(info, metrics_path, rec)
+        last_of_stage = epoch + 1 == cfg.total_epochs or cfg.stage_of(epoch + 1) != stage
+        if val is not None and info.is_main and (last_of_stage or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0)):
+            rep = evaluate(model, val, meta["classes"], batch_size=cfg.batch_size)
+            erec = {"type": "eval", "epoch": epoch + 1, "stage": stage,
+                    "modes": {m: {"miou": r["miou"], "pixel_acc": r["pixel_acc"],
+                                  "depth_macs_fraction": r["depth_macs_fraction"]} for m, r in rep["modes"].items()},
+                    "path_histogram": rep["modes"]["dynamic"]["path_histogram"],
+                    "by_kind": {k: {m: v[m]["miou"] for m in ("dynamic", "rgb_only", "full_depth")}
+                                for k, v in rep["by_kind"].items()}}
+            history.append(erec)
+            _log(info, metrics_path, erec)
+            if stage == "gate":
+                model.eval()
+                model.gate.train()
+            else:
+                model.train()
+        if info.is_main:
+            _save_state(out / STATE_FILE, model, optimizer, opt_kind, epoch + 1, cfg, history, class_w)
+        barrier(info)
+
+    for prm in model.parameters():
+        prm.requires_grad_(True)
+    model.eval()
+    final = out / FINAL_FILE
+    if info.is_main:
+        save_final(final, model, meta, cfg, history, time.time() - t_start)
+    barrier(info)
+    return {"final": str(final), "metrics": str(metrics_path), "history": history, "model": model,
+            "dist": info}
+
+
+def save_final(path, model, meta, cfg: TrainConfig, history, wall_s: float):
+    """Our checkpoint format with classes, palette, preprocess constants and training metadata."""
+    from dynmm_edge.model import checkpoints
+
+    training = {
+        "command": cfg.command or " ".join(sys.argv),
+        "seed": cfg.seed,
+        "epochs": {"stage1": cfg.epochs_stage1, "stage2": cfg.epochs_stage2, "gate": cfg.epochs_gate},
+        "config": cfg.to_dict(),
+        "wall_s": round(float(wall_s), 1),
+        "machine": f"{platform.machine()} {platform.processor() or ''} threads={cfg.threads}".strip(),
+        "metrics": history[-6:],
+    }
+    full_meta = {"classes": list(meta["classes"]), "palette": meta["palette"],
+                 "preprocess": meta["preprocess"].to_dict(), "train": training}
+    checkpoints.save_checkpoint(path, model, full_meta)

@@ -1,0 +1,104 @@
+"""Label colouring and overlays for sinks and plots (numpy; cv2 only for HUD text).
+
+Images are RGB uint8 throughout; conversion to BGR happens only at the OpenCV boundary (sinks).
+"""
+from typing import Optional, Sequence
+
+import numpy as np
+
+from dynmm_edge.errors import DataError
+
+VOID = 255
+
+
+def default_palette(num_classes: int = 256) -> np.ndarray:
+    """Deterministic, well separated colours (bit-interleaved, as in the PASCAL VOC palette)."""
+    pal = np.zeros((num_classes, 3), np.uint8)
+    for k in range(num_classes):
+        c, r, g, b = k, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal[k] = (r, g, b)
+    return pal
+
+
+def as_palette(palette) -> np.ndarray:
+    """Validate a palette (K x 3 of 0..255) or build the default one for None."""
+    if palette is None:
+        return default_palette()
+    pal = np.asarray(palette)
+    if pal.ndim != 2 or pal.shape[1] != 3 or pal.shape[0] == 0:
+        raise DataError(f"palette must have shape (K, 3), got {pal.shape}")
+    if pal.min() < 0 or pal.max() > 255:
+        raise DataError("palette values must lie in 0..255")
+    return pal.astype(np.uint8)
+
+
+def resize_nearest(labels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize with pure indexing: labels must never be interpolated."""
+    h, w = labels.shape[:2]
+    if (h, w) == (height, width):
+        return labels
+    rows = np.minimum((np.arange(height) * h / height).astype(np.int64), h - 1)
+    cols = np.minimum((np.arange(width) * w / width).astype(np.int64), w - 1)
+    return labels[rows[:, None], cols[None, :]]
+
+
+def colorize(labels: np.ndarray, palette=None) -> np.ndarray:
+    """HxW class ids -> HxWx3 RGB. Void (255) and ids beyond the palette are black."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise DataError(f"labels must be HxW, got shape {labels.shape}")
+    pal = as_palette(palette)
+    lut = np.zeros((256, 3), np.uint8)
+    n = min(len(pal), 256)
+    lut[:n] = pal[:n]
+    lut[VOID] = 0
+    ids = labels.astype(np.int64)
+    ids = np.where((ids < 0) | (ids > 255), VOID, ids)
+    return lut[ids]
+
+
+def overlay(rgb: np.ndarray, labels: np.ndarray, palette=None, alpha: float = 0.5) -> np.ndarray:
+    """Blend coloured labels over the RGB image; void pixels keep the image untouched.
+
+    Labels at the model's input size are resized (nearest) to the image size.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise DataError(f"alpha must be in [0, 1], got {alpha}")
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise DataError(f"rgb must be HxWx3, got shape {rgb.shape}")
+    labels = resize_nearest(np.asarray(labels), rgb.shape[0], rgb.shape[1])
+    col = colorize(labels, palette).astype(np.float32)
+    out = rgb.astype(np.float32) * (1.0 - alpha) + col * alpha
+    void = (labels.astype(np.int64) == VOID)[..., None]
+    out = np.where(void, rgb.astype(np.float32), out)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def draw_hud(img: np.ndarray, lines: Sequence[str], origin=(6, 6), scale: Optional[float] = None) -> np.ndarray:
+    """Text lines on a dark box in the top-left corner; returns a new image (input untouched)."""
+    from dynmm_edge._lazy import require
+    cv2 = require("cv2", "HUD text")
+    out = np.ascontiguousarray(img).copy()
+    if not lines:
+        return out
+    h, w = out.shape[:2]
+    scale = scale if scale is not None else max(0.35, min(1.0, w / 900.0))
+    thick = 1
+    sizes = [cv2.getTextSize(s, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0] for s in lines]
+    line_h = max(sz[1] for sz in sizes) + int(8 * scale) + 2
+    box_w = min(w, max(sz[0] for sz in sizes) + 8)
+    box_h = min(h, line_h * len(lines) + 6)
+    x0, y0 = origin
+    x1, y1 = min(w, x0 + box_w), min(h, y0 + box_h)
+    region = out[y0:y1, x0:x1].astype(np.float32)
+    out[y0:y1, x0:x1] = (region * 0.35).astype(np.uint8)
+    for k, text in enumerate(lines):
+        y = y0 + (k + 1) * line_h
+        cv2.putText(out, text, (x0 + 4, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out

@@ -1,0 +1,175 @@
+"""`dynmm-edge export`: checkpoint or preset -> model folder (ONNX per branch + manifest.json).
+
+The folder is assembled in a hidden sibling and renamed into place at the end, so an interrupted
+export never leaves a folder whose manifest loads.
+"""
+import io
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Dict, Optional
+
+from dynmm_edge import __version__
+from dynmm_edge._lazy import require
+from dynmm_edge.errors import DynMMError
+from dynmm_edge.manifest import SCHEMA, SCHEMA_VERSION, parse_manifest, sha256_file
+
+DEFAULT_OPSET = 17
+TORCH_DTYPES = {"torch.float32": "float32", "torch.float16": "float16", "torch.int32": "int32",
+                "torch.int64": "int64", "torch.uint8": "uint8", "torch.bool": "bool"}
+
+
+def resize_model(net, height: Optional[int], width: Optional[int]):
+    """Rebuild `net` for another input size (PPM kernels depend on it; weights do not)."""
+    if (height or net.config.height) == net.config.height and (width or net.config.width) == net.config.width:
+        return net
+    from dynmm_edge.model.net import DynMMNet
+    cfg = replace(net.config, height=height or net.config.height, width=width or net.config.width)
+    resized = DynMMNet(cfg)
+    resized.load_state_dict(net.state_dict())
+    return resized.eval()
+
+
+def export_branch_onnx(module, inputs, input_names, output_names, opset=DEFAULT_OPSET, dynamic_batch=False) -> bytes:
+    """Export one branch with every tensor named; returns checked ONNX bytes."""
+    torch = require("torch", "ONNX export")
+    onnx = require("onnx", "ONNX export")
+    buf = io.BytesIO()
+    dyn = None
+    if dynamic_batch:
+        dyn = {n: {0: "batch"} for n in (*input_names, *output_names) if n != "depth_present"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.no_grad():
+            torch.onnx.export(module, tuple(inputs), buf, input_names=list(input_names),
+                              output_names=list(output_names), opset_version=opset, do_constant_folding=True,
+                              dynamic_axes=dyn, dynamo=False)
+    model = onnx.load_from_string(buf.getvalue())
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def _spec(name, tensor, dynamic_batch):
+    shape = list(tensor.shape)
+    if dynamic_batch and name != "depth_present":
+        shape[0] = -1
+    return {"name": name, "shape": shape, "dtype": TORCH_DTYPES[str(tensor.dtype)]}
+
+
+def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional[int] = None,
+                 opset: int = DEFAULT_OPSET, dynamic_batch: bool = False, force: bool = False,
+                 fp16: bool = False, progress=None):
+    """Export a preset name, checkpoint path or (net, meta) pair to `out_dir`; returns the Manifest."""
+    torch = require("torch", "export")
+    from dynmm_edge.model.checkpoints import load_model, save_checkpoint
+    from dynmm_edge.export.split import example_inputs, split_model
+    from dynmm_edge.export.trt_check import check_model
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not force:
+        if any(out_dir.iterdir()):
+            raise DynMMError(f"{out_dir} already exists and is not empty: pass --force to replace it")
+    if isinstance(spec, tuple):
+        net, meta = spec
+    else:
+        net, meta = load_model(str(spec))
+    net = resize_model(net.eval(), height, width)
+    cfg = net.config
+    say = progress or (lambda msg: None)
+
+    branches, paths, zero_inputs = split_model(net)
+    examples = example_inputs(net, branches)
+    costs = exported_costs(net)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        entries = []
+        for b in branches:
+            say(f"exporting branch {b.name}")
+            data = export_branch_onnx(b.module, [examples[n] for n in b.input_names], b.input_names,
+                                      b.output_names, opset=opset, dynamic_batch=dynamic_batch)
+            problems = check_model(_onnx_from_bytes(data), b.name)
+            if problems:
+                raise DynMMError("TensorRT compatibility check failed:\n  " + "\n  ".join(problems))
+            fname = f"{b.name}.onnx"
+            (tmp / fname).write_bytes(data)
+            variants = {"fp32": {"file": fname, "sha256": sha256_file(tmp / fname)}}
+            if fp16:
+                from dynmm_edge.export.fp16 import convert_fp16
+                convert_fp16(tmp / fname, tmp / f"{b.name}.fp16.onnx")
+                variants["fp16"] = {"file": f"{b.name}.fp16.onnx", "sha256": sha256_file(tmp / f"{b.name}.fp16.onnx")}
+            entries.append({
+                "name": b.name, "kind": b.kind, "segment": b.segment, "precision": "fp32", "variants": variants,
+                "inputs": [_spec(n, examples[n], dynamic_batch) for n in b.input_names],
+                "outputs": [_spec(n, examples[n], dynamic_batch) for n in b.output_names],
+                "macs": int(costs["branches"][b.name]["macs"]), "params": int(costs["branches"][b.name]["params"])})
+        say("saving checkpoint copy for the PyTorch backend")
+        save_checkpoint(tmp / "model.pt", net, meta)
+        preprocess = dict(meta.get("preprocess", {}))
+        preprocess.update(height=cfg.height, width=cfg.width)
+        palette = [list(map(int, c)) for c in meta["palette"]]
+        manifest = {
+            "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "name": meta.get("name", out_dir.name),
+            "input": {"height": cfg.height, "width": cfg.width, "dynamic_batch": dynamic_batch},
+            "preprocess": preprocess, "classes": list(meta["classes"]), "palette": palette,
+            "gate": {"placement": cfg.gate, "branch": "gate", "output": "gate_logits", "paths": list(net.paths),
+                     "zero_inputs": zero_inputs, "present_input": "depth_present",
+                     "trained": bool(meta.get("gate_trained", True)),
+                     "default_policy": meta.get("default_policy", "argmax")},
+            "branches": entries,
+            "paths": {str(k): list(v) for k, v in paths.items()},
+            "macs": {"total_per_path": {str(k): int(v) for k, v in costs["total_per_path"].items()},
+                     "depth_per_path": {str(k): int(v) for k, v in costs["depth_per_path"].items()}},
+            "model_config": cfg.to_dict(),
+            "checkpoint": {"file": "model.pt", "sha256": sha256_file(tmp / "model.pt")},
+            "created_by": {"dynmm_edge": __version__, "torch": torch.__version__, "opset": opset},
+        }
+        parse_manifest(manifest, tmp)  # validate before it becomes visible
+        from dynmm_edge.atomic import write_json
+        write_json(tmp / "manifest.json", manifest)
+        _swap_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    from dynmm_edge.manifest import load_manifest
+    return load_manifest(out_dir)
+
+
+def _onnx_from_bytes(data: bytes):
+    onnx = require("onnx")
+    return onnx.load_from_string(data)
+
+
+def _swap_into_place(tmp: Path, out_dir: Path) -> None:
+    """Rename the finished folder into place; an existing one is moved aside first, then removed."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+STEM_RGB_MODULES = ("encoder_rgb.conv1", "encoder_rgb.bn1", "se_layer0.se_rgb")
+
+
+def exported_costs(net) -> Dict:
+    """MACs/params per exported branch plus per-path totals (counting convention of model.costs).
+
+    Stem-gate models export a 'stem' branch = depth stage 0 + the RGB stem + fusion 0.
+    """
+    from dynmm_edge.model.costs import branch_macs, branch_params, depth_path_macs, module_macs, path_macs
+    macs, params = branch_macs(net), branch_params(net)
+    branches = {k: {"macs": macs[k], "params": params[k]} for k in macs}
+    if net.config.gate == "stem":
+        stem_macs = sum(v for n, v in module_macs(net).items() if n.startswith(STEM_RGB_MODULES))
+        stem_params = sum(p.numel() for n, p in net.named_parameters() if n.startswith(STEM_RGB_MODULES))
+        d0 = branches.pop("depth0")
+        branches["stem"] = {"macs": d0["macs"] + stem_macs, "params": d0["params"] + stem_params}
+        branches["trunk"] = {"macs": macs["trunk"] - stem_macs, "params": params["trunk"] - stem_params}
+    return {"branches": branches, "depth_per_path": depth_path_macs(net, branches=macs),
+            "total_per_path": path_macs(net, branches=macs)}
