@@ -74,6 +74,9 @@ class BranchPipeline:
         self.gate_paths = tuple(int(p) for p in gate.get("paths", manifest.path_values))
         zi = gate.get("zero_inputs", {}) or {}
         self.zero_inputs = set(zi if not isinstance(zi, Mapping) else zi.keys())
+        # depth_present slot of each zero-able tensor: the manifest's map, else depth_feat_<i> -> i
+        self.present_slot = ({k: int(v) for k, v in zi.items()} if isinstance(zi, Mapping) and
+                             all(isinstance(v, int) for v in zi.values()) else {})
         self.present_input = gate.get("present_input")
 
     def file(self, name: str) -> Path:
@@ -105,8 +108,12 @@ class BranchPipeline:
                 continue
             if spec.name == self.present_input:
                 n = spec.concrete(1)[0] if spec.shape else 1
-                extra[spec.name] = np.array([1.0 if f"{PRESENT_PREFIX}{i}" in env else 0.0 for i in range(n)],
-                                            dtype=spec.np_dtype).reshape(spec.concrete(1))
+                vec = np.zeros(n, spec.np_dtype)
+                slots = self.present_slot or {f"{PRESENT_PREFIX}{i}": i for i in range(n)}
+                for tensor, slot in slots.items():
+                    if tensor in env and 0 <= slot < n:
+                        vec[slot] = 1
+                extra[spec.name] = vec.reshape(spec.concrete(1))
                 synthetic = True
             elif spec.name in self.zero_inputs or spec.name.startswith(PRESENT_PREFIX):
                 extra[spec.name] = np.zeros(spec.concrete(1), spec.np_dtype)

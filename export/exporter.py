@@ -106,19 +106,22 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
                 "inputs": [_spec(n, examples[n], dynamic_batch) for n in b.input_names],
                 "outputs": [_spec(n, examples[n], dynamic_batch) for n in b.output_names],
                 "macs": int(costs["branches"][b.name]["macs"]), "params": int(costs["branches"][b.name]["params"])})
-        say("saving checkpoint copy for the PyTorch backend")
-        save_checkpoint(tmp / "model.pt", net, meta)
         preprocess = dict(meta.get("preprocess", {}))
         preprocess.update(height=cfg.height, width=cfg.width)
+        meta = {**meta, "preprocess": preprocess}
+        say("saving checkpoint copy for the PyTorch backend")
+        save_checkpoint(tmp / "model.pt", net, meta)
         palette = [list(map(int, c)) for c in meta["palette"]]
+        # an imported static ESANet has no trained gate: run it as "always full depth" by default
+        gate_trained = bool(meta.get("gate_trained", meta.get("train", {}).get("gate_trained", True)))
         manifest = {
             "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "name": meta.get("name", out_dir.name),
             "input": {"height": cfg.height, "width": cfg.width, "dynamic_batch": dynamic_batch},
             "preprocess": preprocess, "classes": list(meta["classes"]), "palette": palette,
             "gate": {"placement": cfg.gate, "branch": "gate", "output": "gate_logits", "paths": list(net.paths),
                      "zero_inputs": zero_inputs, "present_input": "depth_present",
-                     "trained": bool(meta.get("gate_trained", True)),
-                     "default_policy": meta.get("default_policy", "argmax")},
+                     "trained": gate_trained,
+                     "default_policy": meta.get("default_policy") or ("argmax" if gate_trained else "fixed:full")},
             "branches": entries,
             "paths": {str(k): list(v) for k, v in paths.items()},
             "macs": {"total_per_path": {str(k): int(v) for k, v in costs["total_per_path"].items()},

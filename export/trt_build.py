@@ -156,12 +156,13 @@ def _fp16_onnx_for_trt11(onnx_path: Path, cache_dir: Path, info: OnnxInfo) -> Tu
 def build_engine(onnx_path, precision: str = "fp32", *, trt_module=None, workspace_mb: int = 1024,
                  profile: Optional[BatchProfile] = None, timing_cache_path=None, cache_dir=None,
                  branch: Optional[str] = None, gpu: Optional[Dict[str, str]] = None, calibrator=None,
-                 log_severity: str = "warning", rebuild: bool = False) -> Path:
+                 log_severity: str = "warning", rebuild: bool = False, allow_build: bool = True) -> Path:
     """Build (or reuse from the cache) the engine for one branch; returns the .engine path.
 
     gpu: {'name', 'compute_capability'} of the target (default: asked from the CUDA stack).
     calibrator: legacy implicit INT8 for an ONNX without Q/DQ (8.5 / 10 only).
     timing_cache_path: None = a per-version-and-GPU file in cache_dir; False = no timing cache.
+    allow_build=False: only reuse a cached engine (deployments that must not build on the device).
     """
     onnx_path = Path(onnx_path)
     if precision not in PRECISIONS:
@@ -196,6 +197,10 @@ def build_engine(onnx_path, precision: str = "fp32", *, trt_module=None, workspa
         except (ValueError, OSError):
             pass  # unreadable sidecar: rebuild
         log.warning("engine cache entry %s is stale or damaged; rebuilding", engine_path)
+    if not allow_build:
+        raise BackendError(f"no valid cached engine for branch '{branch}' ({precision}, TensorRT {api.version}, "
+                           f"{gpu['name']} sm{gpu['compute_capability']}): expected {engine_path}; "
+                           f"build it on this device first")
 
     # --- decide how precision reaches TensorRT ---------------------------------------------
     flags, strongly, parse_path, parse_data = [], False, onnx_path, data
@@ -235,7 +240,7 @@ def build_engine(onnx_path, precision: str = "fp32", *, trt_module=None, workspa
         net_flags |= 1 << int(ncf.STRONGLY_TYPED)
     network = builder.create_network(net_flags)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse(parse_data):
+    if not parser.parse(parse_data, str(parse_path)):  # the path lets external weights resolve
         raise BackendError(_parser_errors(parser, parse_path, parse_data, api))
 
     config = builder.create_builder_config()
@@ -259,6 +264,15 @@ def build_engine(onnx_path, precision: str = "fp32", *, trt_module=None, workspa
             opt_profile.set_shape(t.name, (profile.min,) + rest, (profile.opt,) + rest, (profile.max,) + rest)
     if dynamic:
         config.add_optimization_profile(opt_profile)
+        if config_has_calibrator(config) and hasattr(config, "set_calibration_profile"):
+            # implicit calibration of a dynamic-batch network runs at the calibrator's fixed batch size
+            bs = int(calibrator.get_batch_size())
+            calib_profile = builder.create_optimization_profile()
+            for i in range(network.num_inputs):
+                t = network.get_input(i)
+                shape = (bs,) + tuple(int(d) for d in t.shape)[1:]
+                calib_profile.set_shape(t.name, shape, shape, shape)
+            config.set_calibration_profile(calib_profile)
 
     timing_file = None
     if timing_cache_path is not False:
@@ -293,6 +307,10 @@ def build_engine(onnx_path, precision: str = "fp32", *, trt_module=None, workspa
     return engine_path
 
 
+def config_has_calibrator(config) -> bool:
+    return getattr(config, "int8_calibrator", None) is not None
+
+
 def _sha256_file(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -311,8 +329,9 @@ def read_sidecar(engine_path) -> Optional[Dict[str, Any]]:
         raise BackendError(f"engine sidecar {p} is not valid JSON: {exc}") from None
 
 
-def load_engine(engine_path, trt_module=None, runtime=None, log_severity: str = "warning"):
-    """Deserialize an engine after checking its sidecar: version mismatch and damage give clear errors."""
+def load_engine(engine_path, trt_module=None, runtime=None, log_severity: str = "warning",
+                gpu: Optional[Dict[str, str]] = None):
+    """Deserialize an engine after checking its sidecar: version/GPU mismatch and damage give clear errors."""
     engine_path = Path(engine_path)
     trt = trt_module if trt_module is not None else require("tensorrt", "loading TensorRT engines")
     running = str(getattr(trt, "__version__", "unknown"))
@@ -325,6 +344,10 @@ def load_engine(engine_path, trt_module=None, runtime=None, log_severity: str = 
         if built != running:
             raise BackendError(f"engine {engine_path.name} was built by TensorRT {built}, this is {running}: "
                                f"rebuild it on this device (delete it or build with rebuild=True)")
+        if gpu is not None and side.get("compute_capability") not in (None, gpu["compute_capability"]):
+            raise BackendError(f"engine {engine_path.name} was built for compute capability "
+                               f"{side['compute_capability']} ({side.get('gpu_name')}), this GPU is "
+                               f"{gpu['compute_capability']} ({gpu['name']}): rebuild it on this device")
         if side.get("engine_sha256") and side["engine_sha256"] != hashlib.sha256(data).hexdigest():
             raise BackendError(f"engine {engine_path} is corrupt or truncated ({len(data)} bytes, sidecar says "
                                f"{side.get('engine_bytes')}): rebuild it")

@@ -111,7 +111,10 @@ class TensorRTRunner(Runner):
 
 
 class TensorRTBackend(Backend):
-    """Builds (or reuses) one engine per branch and runs them on one shared stream."""
+    """Builds (or reuses) one engine per branch and runs them on one shared stream.
+
+    build=False: use cached engines only (error if one is missing) - for devices that must not build.
+    """
 
     name = "tensorrt"
 
@@ -148,17 +151,15 @@ class TensorRTBackend(Backend):
         if actual != variant.sha256:
             raise BackendError(f"branch '{branch.name}': sha256 of {onnx_path.name} is {actual[:12]}..., the "
                                f"manifest says {variant.sha256[:12]}...: the model folder was modified")
-        if not self.build:
-            raise BackendError(f"branch '{branch.name}': no prebuilt engine lookup without build=True")
         return build_engine(onnx_path, precision, trt_module=self.trt, workspace_mb=self.workspace_mb,
                             profile=self.profile, timing_cache_path=self.timing_cache_path,
                             cache_dir=self.cache_dir or model_dir / "trt_engines", branch=branch.name,
-                            gpu=self.device.describe(), log_severity=self.log_severity)
+                            gpu=self.device.describe(), log_severity=self.log_severity, allow_build=self.build)
 
     def open(self, branch, model_dir, precision: Optional[str] = None) -> TensorRTRunner:
         from dynmm_edge.export.trt_build import load_engine
         path = self.engine_for(branch, model_dir, precision)
-        engine = load_engine(path, trt_module=self.trt, runtime=self.runtime)
+        engine = load_engine(path, trt_module=self.trt, runtime=self.runtime, gpu=self.device.describe())
         runner = TensorRTRunner(branch.name, engine, self.device, path, self.trt)
         want_in = {t.name for t in branch.inputs}
         want_out = {t.name for t in branch.outputs}

@@ -334,34 +334,36 @@ def _look_at(eye: np.ndarray, target: np.ndarray, roll: float = 0.0) -> np.ndarr
 
 # ----------------------------------------------------------------------------------- ray casting
 def _isect_box(o, d, inv, lo, hi):
-    """Slab test; t of the entry point (inf on miss / behind)."""
-    t1 = (lo - o) * inv
-    t2 = (hi - o) * inv
-    tn = np.minimum(t1, t2).max(axis=-1)
-    tf = np.maximum(t1, t2).min(axis=-1)
+    """Slab test on component arrays d = (dx, dy, dz), inv = 1/d; entry t (inf on miss / behind)."""
+    tn = tf = None
+    for k in range(3):
+        t1 = (lo[k] - o[k]) * inv[k]
+        t2 = (hi[k] - o[k]) * inv[k]
+        lo_t, hi_t = np.minimum(t1, t2), np.maximum(t1, t2)
+        tn = lo_t if tn is None else np.maximum(tn, lo_t)
+        tf = hi_t if tf is None else np.minimum(tf, hi_t)
     hit = (tf >= tn) & (tn > 1e-4)
     return np.where(hit, tn, np.inf)
 
 
 def _isect_sphere(o, d, c, r):
     oc = o - c
-    b = d @ oc
-    a = np.einsum("...k,...k->...", d, d)
-    disc = b * b - a * (oc @ oc - r * r)
-    sq = np.sqrt(np.maximum(disc, 0))
-    t = (-b - sq) / a
+    b = d[0] * oc[0] + d[1] * oc[1] + d[2] * oc[2]
+    a = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+    disc = b * b - a * float(oc @ oc - r * r)
+    t = (-b - np.sqrt(np.maximum(disc, 0))) / a
     return np.where((disc >= 0) & (t > 1e-4), t, np.inf)
 
 
 def _isect_cylinder(o, d, base, r, y1):
     """Vertical cylinder (x, z) = base, y in [base_y, y1]: side only (caps touch floor/ceiling)."""
     ox, oz = o[0] - base[0], o[2] - base[2]
-    dx, dz = d[..., 0], d[..., 2]
+    dx, dz = d[0], d[2]
     a = dx * dx + dz * dz
     b = dx * ox + dz * oz
     disc = b * b - a * (ox * ox + oz * oz - r * r)
     t = (-b - np.sqrt(np.maximum(disc, 0))) / np.maximum(a, 1e-12)
-    y = o[1] + t * d[..., 1]
+    y = o[1] + t * d[1]
     ok = (disc >= 0) & (t > 1e-4) & (y >= base[1]) & (y <= y1)
     return np.where(ok, t, np.inf)
 
@@ -423,8 +425,7 @@ class SyntheticWorld:
         fx, fy, cx, cy = cfg.intrinsics
         u = (np.arange(W, dtype=np.float32) - cx) / fx
         v = (np.arange(H, dtype=np.float32) - cy) / fy
-        self._dcam = np.stack([np.broadcast_to(u[None, :], (H, W)), np.broadcast_to(v[:, None], (H, W)),
-                               np.ones((H, W), np.float32)], -1)  # z = 1: t is the optical-axis depth
+        self._u, self._v = u[None, :], v[:, None]  # camera ray (u, v, 1): t is the optical-axis depth
         self._scene_cache: Dict[int, _Scene] = {}
 
     # -------------------------------------------------------------------------------- public API
@@ -515,20 +516,24 @@ class SyntheticWorld:
         cfg = self.cfg
         H, W = cfg.height, cfg.width
         K = cfg.intrinsics
-        d = self._dcam @ R.T  # [H,W,3] world ray directions with unit optical-axis component
         o = eye.astype(np.float32)
+        Rf = R.astype(np.float32)
+        # world ray directions as three HxW planes (struct of arrays: fast elementwise numpy)
+        d = tuple((Rf[k, 0] * self._u + Rf[k, 1] * self._v + Rf[k, 2]).astype(np.float32) for k in range(3))
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            inv = 1.0 / d
-            # room, seen from inside: exit distance per axis
+            inv = tuple(np.float32(1.0) / dk for dk in d)
+            # room, seen from inside: exit distance per axis; surface ids 0..5 = x0, x1, floor, ceiling, z0, z1
             L = scene.room
-            bound = np.where(d > 0, L, 0.0).astype(np.float32)
-            tax = (bound - o) * inv
-            tax = np.where(np.isfinite(tax) & (tax > 0), tax, np.inf)
-            axis = tax.argmin(-1)
-            t_vis = np.take_along_axis(tax, axis[..., None], -1)[..., 0].astype(np.float32)
-            pos = np.take_along_axis(d, axis[..., None], -1)[..., 0] > 0
-            # surface ids 0..5: x0, x1, floor(y0), ceiling(y1), z0, z1
-            prim_vis = (axis * 2 + pos).astype(np.int16) - 6  # room surfaces: -6..-1
+            tax = []
+            for k in range(3):
+                tk = (np.where(d[k] > 0, L[k], 0.0).astype(np.float32) - o[k]) * inv[k]
+                tax.append(np.where(np.isfinite(tk) & (tk > 0), tk, np.inf).astype(np.float32))
+            use_y = tax[1] < tax[0]
+            t_vis = np.where(use_y, tax[1], tax[0])
+            surf = np.where(use_y, 2 + (d[1] > 0), 0 + (d[0] > 0))
+            use_z = tax[2] < t_vis
+            t_vis = np.where(use_z, tax[2], t_vis)
+            prim_vis = (np.where(use_z, 4 + (d[2] > 0), surf) - 6).astype(np.int16)  # room: -6..-1
             t_geom = t_vis.copy()
             prim_geom = prim_vis.copy()
             order = sorted(range(len(scene.prims)), key=lambda k: scene.prims[k].obj in camo_objs)
@@ -539,9 +544,9 @@ class SyntheticWorld:
                 if rect is None:
                     continue
                 y0, y1, x0, x1 = rect
-                dd = d[y0:y1, x0:x1]
+                dd = tuple(dk[y0:y1, x0:x1] for dk in d)
                 if p.kind == "box":
-                    t = _isect_box(o, dd, inv[y0:y1, x0:x1], p.a, p.b)
+                    t = _isect_box(o, dd, tuple(ik[y0:y1, x0:x1] for ik in inv), p.a, p.b)
                 elif p.kind == "sphere":
                     t = _isect_sphere(o, dd, p.a, p.b[0])
                 else:
@@ -557,7 +562,7 @@ class SyntheticWorld:
                     prim_vis[y0:y1, x0:x1][win] = k
 
         # ---------------------------------------------------------------- colour of visible surface
-        pts = o + d * t_vis[..., None]
+        pts = np.stack([o[k] + d[k] * t_vis for k in range(3)], -1)
         img = np.empty((H, W, 3), np.float32)
         normal = np.empty((H, W, 3), np.float32)
         flat_ids = prim_vis.ravel()
@@ -585,10 +590,12 @@ class SyntheticWorld:
                     face = dist.argmin(1)
                     nf[idx] = room_n[[1, 3, 5, 0, 2, 4]][face] * 1.0  # outward normals
             cf[idx] = _texture(m, pk)
-        shade = scene.ambient + (1 - scene.ambient) * np.clip(normal @ scene.light, 0, 1)
+        lt = scene.light
+        ndl = normal[..., 0] * lt[0] + normal[..., 1] * lt[1] + normal[..., 2] * lt[2]
+        shade = scene.ambient + (1 - scene.ambient) * np.clip(ndl, 0, 1)
         # soft distance falloff from a ceiling lamp above the room centre
         lamp = np.array([scene.path_c[0], scene.room[1], scene.path_c[1]], np.float32)
-        r2 = ((pts - lamp) ** 2).sum(-1)
+        r2 = sum((pts[..., k] - lamp[k]) ** 2 for k in range(3))
         shade = shade * (0.75 + 0.25 * np.exp(-r2 / 18.0))
         img *= shade[..., None]
 

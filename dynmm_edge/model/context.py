@@ -34,7 +34,7 @@ class PyramidPoolingModule(nn.Module):
         self.final_conv = ConvBNAct(in_dim + reduction * len(bins), out_dim, 1, activation=activation)
 
     def forward(self, x):
-        if tuple(x.shape[2:]) != self.map_size:
+        if not torch.jit.is_tracing() and tuple(x.shape[2:]) != self.map_size:
             raise ValueError(f"context module built for a {self.map_size} map (input size / 32) "
                              f"got {tuple(x.shape[2:])}; rebuild the model for this input size")
         out = [x]

@@ -223,8 +223,10 @@ def _load_file(path: Path):
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt zip, truncated pickle, non-weights objects
-        raise CheckpointError(f"{path}: cannot read as a torch checkpoint (weights_only): "
-                              f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        first = (str(exc).splitlines() or [""])[0].split(". ")[0]
+        raise CheckpointError(f"{path}: cannot read as a torch checkpoint (weights_only): {type(exc).__name__}: "
+                              f"{first}; the file is corrupt or truncated, or holds objects other than "
+                              "tensors and plain containers") from exc
 
 
 def _fmt_keys(keys, limit=8) -> str:

@@ -8,7 +8,7 @@ reports a different meter than the one asked for.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 from dynmm_edge.errors import DataError
 from dynmm_edge.power.ina3221 import Ina3221Meter

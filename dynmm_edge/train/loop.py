@@ -42,6 +42,8 @@ class TrainConfig:
     budget: target expected depth cost as a FRACTION of the full-depth path's depth-encoder MACs.
     resource_lambda: weight of relu(expected fraction - budget) (normalised cost, so ~1 works).
     epochs_gate: gate-only epochs after stage II (trunk frozen, per-path losses computed once).
+    stage1_end_prob: share of stage-I samples given path 0 or the full path (split evenly);
+    0 = uniform over all paths. The gate mostly ends up choosing the two ends, so they deserve more.
     """
     preset: str = "demo"
     data: str = "synthetic://?frames=2000&hard_fraction=0.3&seed=0"
@@ -61,6 +63,7 @@ class TrainConfig:
     temp_start: float = 1.0
     temp_end: float = 1e-3
     gumbel: bool = False
+    stage1_end_prob: float = 0.0
     class_weighting: bool = True
     augment: bool = True
     seed: int = 0
@@ -82,6 +85,8 @@ class TrainConfig:
             raise ValueError("TrainConfig.batch_size must be >= 1")
         if not 0.0 <= self.budget <= 1.0:
             raise ValueError(f"TrainConfig.budget={self.budget}: a fraction of full-depth MACs in [0, 1]")
+        if not 0.0 <= self.stage1_end_prob <= 1.0:
+            raise ValueError("TrainConfig.stage1_end_prob must be in [0, 1]")
         if self.lr <= 0 or self.gate_lr <= 0:
             raise ValueError("TrainConfig.lr and gate_lr must be > 0")
 
@@ -163,6 +168,15 @@ class _TrainStep(nn.Module):
         hard = torch.zeros_like(soft).scatter_(1, soft.argmax(1, keepdim=True), 1.0)
         w = hard - soft.detach() + soft
         return m.forward_blend(rgb, depth, w, extras), glog
+
+
+def stage1_path_probs(num_paths: int, end_prob: float) -> torch.Tensor:
+    """Sampling probabilities of each path in stage I (uniform when end_prob is 0)."""
+    if end_prob <= 0 or num_paths <= 2:
+        return torch.full((num_paths,), 1.0 / num_paths)
+    p = torch.full((num_paths,), (1.0 - end_prob) / (num_paths - 2))
+    p[0] = p[-1] = end_prob / 2
+    return p
 
 
 def _loader(dataset, cfg: TrainConfig, epoch: int, info: DistInfo, shuffle=True):
@@ -311,6 +325,7 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
     step_module = None
     path_losses = None
     n_s12 = cfg.epochs_stage1 + cfg.epochs_stage2
+    stage1_probs = stage1_path_probs(len(model.paths), cfg.stage1_end_prob)
 
     for epoch in range(start_epoch, cfg.total_epochs):
         stage = cfg.stage_of(epoch)
@@ -329,6 +344,8 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
             path_losses = _per_path_losses(model, dataset, cfg, class_w, info)
 
         dataset.set_epoch(epoch)
+        # the gate stage's targets are per-frame losses of un-augmented frames: show the gate the same
+        dataset.augment = NO_AUGMENT if stage == "gate" else aug
         loader = _loader(dataset, cfg, epoch, info)
         n_batches = len(loader) if not cfg.max_batches else min(len(loader), cfg.max_batches)
         if stage == "gate":
@@ -354,7 +371,7 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
                 lr = one_cycle_lr(gstep, n_s12 * n_batches, cfg.lr)
                 optimizer.param_groups[0]["lr"] = lr
             if stage == "stage1":
-                choice = torch.randint(0, len(model.paths), (rgb.shape[0],), generator=gen)
+                choice = torch.multinomial(stage1_probs, rgb.shape[0], replacement=True, generator=gen)
                 w = F.one_hot(choice, len(model.paths)).float()
                 logits, _ = step_module(rgb, depth, "stage1", weights=w)
                 seg = L.segmentation_loss(logits, labels, class_w)
@@ -371,7 +388,7 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
                 seg = L.segmentation_loss(logits, labels, class_w)
                 probs = F.softmax(glog / max(temp, 1e-6), dim=1)
                 res = L.resource_loss(F.softmax(glog, dim=1), costs, cfg.budget, cfg.resource_lambda)
-                sums["cost"] += float(L.expected_cost(probs, costs))
+                sums["cost"] += float(L.expected_cost(probs.detach(), costs))
                 hist += torch.bincount(glog.argmax(1), minlength=len(model.paths))
             else:
                 gs = (epoch - n_s12) * n_batches + bi
@@ -381,7 +398,7 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
                 per = path_losses[torch.tensor(batch["index"])]
                 seg = (probs * per).sum(1).mean()
                 res = L.resource_loss(probs, costs, cfg.budget, cfg.resource_lambda)
-                sums["cost"] += float(L.expected_cost(probs, costs))
+                sums["cost"] += float(L.expected_cost(probs.detach(), costs))
                 hist += torch.bincount(glog.argmax(1), minlength=len(model.paths))
             loss = seg + res
             if not torch.isfinite(loss):
@@ -389,9 +406,9 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            sums["loss"] += float(loss)
-            sums["seg"] += float(seg)
-            sums["res"] += float(res)
+            sums["loss"] += float(loss.detach())
+            sums["seg"] += float(seg.detach())
+            sums["res"] += float(res.detach())
             count += 1
             if bar is not None:
                 bar.set_postfix(loss=f"{float(loss):.3f}", T=("-" if temp is None else f"{temp:.3g}"))

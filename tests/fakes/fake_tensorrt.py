@@ -99,7 +99,9 @@ def make_fake_trt(version: str = "10.3.0"):
         VERBOSE = 4
 
     class ILogger:
-        Severity = Severity
+        pass
+
+    ILogger.Severity = Severity
 
     class Logger(ILogger):
         INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = (Severity.INTERNAL_ERROR, Severity.ERROR,
@@ -277,6 +279,7 @@ def make_fake_trt(version: str = "10.3.0"):
             self.timing_cache = None
             if major < 11:
                 self.int8_calibrator = None
+                self.calibration_profile = None
             if major < 10:
                 self.max_workspace_size = 0
             state["configs"].append(self)
@@ -299,6 +302,13 @@ def make_fake_trt(version: str = "10.3.0"):
         def add_optimization_profile(self, profile):
             self.profiles.append(profile)
             return len(self.profiles) - 1
+
+        if major < 11:
+            def set_calibration_profile(self, profile):
+                self.calibration_profile = profile
+
+            def get_calibration_profile(self):
+                return self.calibration_profile
 
         def create_timing_cache(self, data):
             data = bytes(data)
@@ -602,3 +612,47 @@ def make_fake_trt(version: str = "10.3.0"):
                           ICudaEngine=ICudaEngine, IExecutionContext=IExecutionContext, Runtime=Runtime).items():
         setattr(trt, name, obj)
     return trt
+
+
+def make_tiny_onnx(path, kind: str = "conv", seed: int = 0, in_name: str = "x", out_name: str = "y",
+                   channels=(2, 3), size: int = 8, dynamic_batch: bool = True):
+    """Write a tiny ONNX test graph: 'conv' (Conv3x3+Relu), 'qdq' (the same, explicitly quantised),
+    'unsupported' (contains NonZero, which the fake parser refuses). Returns the path."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    cin, cout = channels
+    w = (rng.standard_normal((cout, cin, 3, 3)) * 0.3).astype(np.float32)
+    b = (rng.standard_normal(cout) * 0.1).astype(np.float32)
+    batch = "N" if dynamic_batch else 1
+    x = helper.make_tensor_value_info(in_name, TensorProto.FLOAT, [batch, cin, size, size])
+    y = helper.make_tensor_value_info(out_name, TensorProto.FLOAT, [batch, cout, size, size])
+    inits = [numpy_helper.from_array(b, "b")]
+    nodes = []
+    conv_in, w_name = in_name, "w"
+    if kind == "qdq":
+        w_scale = np.float32(np.abs(w).max() / 127.0)
+        wq = np.clip(np.round(w / w_scale), -127, 127).astype(np.int8)
+        inits += [numpy_helper.from_array(wq, "w_q"), numpy_helper.from_array(np.array(w_scale, np.float32), "w_s"),
+                  numpy_helper.from_array(np.array(0, np.int8), "zp"),
+                  numpy_helper.from_array(np.array(4.0 / 127.0, np.float32), "x_s")]
+        nodes += [helper.make_node("QuantizeLinear", [in_name, "x_s", "zp"], ["xq"], name="q_x"),
+                  helper.make_node("DequantizeLinear", ["xq", "x_s", "zp"], ["xdq"], name="dq_x"),
+                  helper.make_node("DequantizeLinear", ["w_q", "w_s", "zp"], ["w_dq"], name="dq_w")]
+        conv_in, w_name = "xdq", "w_dq"
+    else:
+        inits.append(numpy_helper.from_array(w, "w"))
+    nodes += [helper.make_node("Conv", [conv_in, w_name, "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+              helper.make_node("Relu", ["c"], [out_name], name="relu")]
+    if kind == "unsupported":
+        nodes.append(helper.make_node("NonZero", [out_name], ["nz"], name="find_nonzero"))
+        y_nz = helper.make_tensor_value_info("nz", TensorProto.INT64, [2, None])
+        graph = helper.make_graph(nodes, "tiny", [x], [y, y_nz], inits)
+    else:
+        graph = helper.make_graph(nodes, "tiny", [x], [y], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

@@ -155,6 +155,8 @@ def test_gate_forward_and_mixed_batch(name):
         auto = model(rgb, depth)
         per_sample = torch.cat([model(rgb[i:i + 1], depth[i:i + 1], path=int(chosen[i])) for i in range(3)])
         assert torch.allclose(auto, per_sample, atol=1e-5)
+        weights = torch.nn.functional.one_hot(logits.argmax(1), len(model.paths)).float()
+        assert torch.allclose(model.forward_blend(rgb, depth, weights, extras), auto, atol=1e-5)
         mixed = torch.tensor([model.paths[-1], model.paths[0], model.paths[-1]])
         out = model.forward_paths(rgb, depth, mixed)
         for i in range(3):

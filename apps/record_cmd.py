@@ -1,0 +1,91 @@
+"""`dynmm-edge record`: any source (camera, folder, synthetic world, recording) -> a .db3 recording.
+
+Frames go through dynmm_edge.data.recording.write_recording (software device + rs.recorder) for
+every source, a live RealSense included, so the file always has the same layout (frame numbers
+1..N, depth_units, identity depth->colour extrinsics after alignment) and labels land in the
+sidecar. Ctrl-C ends the recording cleanly: the frames so far are written and the file finalised.
+"""
+import signal
+import sys
+import time
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("record", help="record a source (RealSense, folder, synthetic://) to a .db3 file",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("--source", required=True, help="source URI, e.g. realsense://, synthetic://?frames=100, DIR")
+    p.add_argument("-o", "--output", required=True, help="output recording (.db3)")
+    stop = p.add_mutually_exclusive_group()
+    stop.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    stop.add_argument("--frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--fps", type=int, default=0, help="frame rate stored in the file (default: the source's, else 30)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=run)
+
+
+class _Limiter:
+    """Wraps the source iterator: counts, prints progress, stops on limits or on SIGINT."""
+
+    def __init__(self, source, frames, seconds, quiet, out=sys.stderr):
+        self.source, self.max_frames, self.seconds, self.quiet, self.out = source, frames, seconds, quiet, out
+        self.count = 0
+        self.interrupted = False
+        self.t0 = None
+
+    def __iter__(self):
+        self.t0 = time.perf_counter()
+        last = self.t0
+        for frame in self.source:
+            yield frame
+            self.count += 1
+            now = time.perf_counter()
+            if not self.quiet and (now - last >= 1.0 or self.count == self.max_frames):
+                print(f"\rrecorded {self.count} frames  {now - self.t0:6.1f} s  "
+                      f"{self.count / max(now - self.t0, 1e-9):5.1f} fps", end="", file=self.out, flush=True)
+                last = now
+            if self.interrupted:
+                break
+            if self.max_frames is not None and self.count >= self.max_frames:
+                break
+            if self.seconds is not None and now - self.t0 >= self.seconds:
+                break
+
+    def on_sigint(self, signum, frame):
+        self.interrupted = True
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from dynmm_edge.data.recording import write_recording
+    from dynmm_edge.errors import DynMMError
+    from dynmm_edge.io.sources import open_source
+
+    out = Path(args.output)
+    if out.suffix != ".db3":
+        print(f"error: {out}: output must end in .db3 (librealsense >= 2.58 records .db3 only)", file=sys.stderr)
+        return 2
+    if args.frames is not None and args.frames < 1 or args.seconds is not None and args.seconds <= 0:
+        print("error: --frames must be >= 1 and --seconds > 0", file=sys.stderr)
+        return 2
+    try:
+        with open_source(args.source) as source:
+            if source.live and args.frames is None and args.seconds is None:
+                print("recording until Ctrl-C", file=sys.stderr)
+            fps = args.fps or int(round(getattr(source, "fps", 0) or 30))
+            limiter = _Limiter(source, args.frames, args.seconds, args.quiet)
+            previous = signal.signal(signal.SIGINT, limiter.on_sigint)
+            try:
+                n = write_recording(out, limiter, fps=fps)
+            finally:
+                signal.signal(signal.SIGINT, previous)
+    except DynMMError as exc:
+        if not args.quiet:
+            print(file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(file=sys.stderr)
+    note = " (stopped by Ctrl-C)" if limiter.interrupted else ""
+    print(f"wrote {n} frames to {out}{note}")
+    return 0

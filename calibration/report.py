@@ -1,0 +1,247 @@
+"""Accuracy report for a calibrated model: INT8 (the manifest's per-branch precisions) vs FP32.
+
+Three views, all on ONNX Runtime CPU and held-out frames:
+  * per-branch SQNR: each quantised branch fed the SAME FP32 inputs, so the number isolates that
+    branch's own quantisation error;
+  * gate decision agreement: the quantised pipeline's gate decision (INT8 gate, or FP32 gate on
+    INT8 upstream branches) vs the FP32 one;
+  * mIoU / pixel accuracy against ground truth for every forced path and for the dynamic (gated)
+    pipeline, FP32 and quantised side by side.
+The JSON is written first; the Markdown is rendered from it. Keys are documented in docs/CALIBRATION.md.
+"""
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Mapping, Optional
+
+import numpy as np
+
+from dynmm_edge.errors import DataError
+
+REPORT_SCHEMA = "dynmm-edge/calibration-report"
+REPORT_VERSION = 1
+MIOU_TOLERANCE_POINTS = 1.0
+GATE_AGREEMENT_FLOOR = 0.97
+
+
+def sqnr_db(signal_energy: float, noise_energy: float) -> float:
+    """10*log10(sum ref^2 / sum (ref - q)^2); a bit-exact output is capped at 200 dB (JSON has no inf)."""
+    if noise_energy <= 0.0:
+        return 200.0
+    if signal_energy <= 0.0:
+        return -200.0
+    return float(min(200.0, 10.0 * np.log10(signal_energy / noise_energy)))
+
+
+class Confusion:
+    """Accumulated confusion matrix over labelled pixels (255 = void is ignored)."""
+
+    def __init__(self, num_classes: int):
+        self.n = int(num_classes)
+        self.m = np.zeros((self.n, self.n), np.int64)
+
+    def add(self, gt: np.ndarray, pred: np.ndarray) -> None:
+        gt = gt.reshape(-1).astype(np.int64)
+        pred = pred.reshape(-1).astype(np.int64)
+        keep = (gt != 255) & (gt >= 0) & (gt < self.n)
+        pred = np.clip(pred[keep], 0, self.n - 1)
+        self.m += np.bincount(gt[keep] * self.n + pred, minlength=self.n * self.n).reshape(self.n, self.n)
+
+    def metrics(self) -> Dict[str, Optional[float]]:
+        total = self.m.sum()
+        if total == 0:
+            return {"miou": None, "pixel_acc": None, "pixels": 0}
+        tp = np.diag(self.m).astype(np.float64)
+        union = self.m.sum(0) + self.m.sum(1) - tp
+        present = union > 0
+        return {"miou": float(100.0 * np.mean(tp[present] / union[present])),
+                "pixel_acc": float(100.0 * tp.sum() / total), "pixels": int(total)}
+
+
+def _labels_at(frame, height: int, width: int) -> Optional[np.ndarray]:
+    if getattr(frame, "labels", None) is None:
+        return None
+    from dynmm_edge.data.preprocess import resize_labels
+    return resize_labels(np.asarray(frame.labels), height, width)
+
+
+def _pred(env: Mapping[str, np.ndarray]) -> np.ndarray:
+    if "labels" in env:
+        return np.asarray(env["labels"]).reshape(env["labels"].shape[-2:])
+    logits = np.asarray(env["logits"])
+    return np.argmax(logits[0], axis=0)
+
+
+def build_report(manifest, frames: Iterable, precision: Optional[Mapping[str, str]] = None,
+                 calibration: Optional[Mapping] = None, eval_source: str = "",
+                 progress: Optional[Callable[[str], None]] = None) -> Dict:
+    """Evaluate the quantised configuration (default: the manifest's precisions) against FP32."""
+    from dynmm_edge.calibration.feeds import BranchPipeline, frame_inputs, preprocess_config
+    t0 = time.perf_counter()
+    prec = {b.name: b.precision for b in manifest.branches}
+    prec.update(precision or {})
+    quantised = [n for n, p in prec.items() if p != "fp32"]
+    ref = BranchPipeline(manifest)
+    q = BranchPipeline(manifest, prec)
+    cfg = preprocess_config(manifest)
+    paths = list(manifest.path_values)
+    ncls = len(manifest.classes)
+    conf = {cfgname: {str(k): Confusion(ncls) for k in paths + ["dynamic"]} for cfgname in ("fp32", "int8")}
+    agree_px = {str(k): [0, 0] for k in paths + ["dynamic"]}
+    energy = {n: {} for n in quantised}  # branch -> output -> [signal, noise]
+    gate_same = 0
+    hist = {"fp32": {str(k): 0 for k in paths}, "int8": {str(k): 0 for k in paths}}
+    frames = list(frames)
+    if not frames:
+        raise DataError(f"no held-out frames to evaluate{' from ' + eval_source if eval_source else ''}")
+    labelled = 0
+    for i, frame in enumerate(frames):
+        inputs = frame_inputs(frame, cfg)
+        gt = _labels_at(frame, manifest.height, manifest.width)
+        labelled += gt is not None
+        rcache: Dict = {}
+        qcache: Dict = {}
+        captured: Dict[str, Dict[str, np.ndarray]] = {}
+        full = manifest.full_path
+
+        def rec(name, tensors):
+            captured[name] = tensors
+        renv = {full: ref.run_path(inputs, full, rcache, record=rec)}
+        # per-branch SQNR: the quantised branch on exactly the FP32 branch inputs
+        for name in quantised:
+            if name not in captured:
+                continue
+            out_q = q.run_branch(name, captured[name])
+            for spec in manifest.branch(name).outputs:
+                r = np.asarray(renv[full][spec.name])
+                if r.dtype.kind != "f":
+                    continue
+                d = np.asarray(out_q[spec.name], np.float64) - r
+                e = energy[name].setdefault(spec.name, [0.0, 0.0])
+                e[0] += float(np.sum(np.square(r, dtype=np.float64)))
+                e[1] += float(np.sum(d * d))
+        qenv = {}
+        for k in paths:
+            if k not in renv:
+                renv[k] = ref.run_path(inputs, k, rcache)
+            qenv[k] = q.run_path(inputs, k, qcache)
+        rpath, qpath = ref.gate_decision(renv[full]), q.gate_decision(qenv[full])
+        gate_same += rpath == qpath
+        hist["fp32"][str(rpath)] += 1
+        hist["int8"][str(qpath)] += 1
+        for key, (rk, qk) in [(str(k), (k, k)) for k in paths] + [("dynamic", (rpath, qpath))]:
+            rp, qp = _pred(renv[rk]), _pred(qenv[qk])
+            agree_px[key][0] += int(np.sum(rp == qp))
+            agree_px[key][1] += rp.size
+            if gt is not None:
+                conf["fp32"][key].add(gt, rp)
+                conf["int8"][key].add(gt, qp)
+        if progress and (i + 1 == len(frames) or (i + 1) % max(1, len(frames) // 5) == 0):
+            progress(f"evaluated {i + 1}/{len(frames)} held-out frames")
+
+    def seg_entry(key):
+        a, b = conf["fp32"][key].metrics(), conf["int8"][key].metrics()
+        delta = lambda m: (None if a[m] is None or b[m] is None else float(b[m] - a[m]))
+        return {"fp32": a, "int8": b, "delta_miou_points": delta("miou"),
+                "delta_pixel_acc_points": delta("pixel_acc"),
+                "prediction_agreement": float(agree_px[key][0] / max(1, agree_px[key][1]))}
+
+    seg = {"paths": {str(k): seg_entry(str(k)) for k in paths}, "dynamic": seg_entry("dynamic")}
+    branches = {}
+    for b in manifest.branches:
+        entry = {"kind": b.kind, "precision": prec[b.name]}
+        if b.name in energy:
+            per = {o: sqnr_db(s, n) for o, (s, n) in energy[b.name].items()}
+            entry["sqnr_db"] = per
+            entry["sqnr_db_min"] = min(per.values()) if per else None
+        branches[b.name] = entry
+    deltas = [e["delta_miou_points"] for e in list(seg["paths"].values()) + [seg["dynamic"]]
+              if e["delta_miou_points"] is not None]
+    gate_agreement = gate_same / len(frames)
+    sq = [e["sqnr_db_min"] for e in branches.values() if e.get("sqnr_db_min") is not None]
+    dyn = seg["dynamic"]["delta_miou_points"]
+    summary = {
+        "gate_agreement": float(gate_agreement),
+        "dynamic_delta_miou_points": dyn,
+        "full_path_delta_miou_points": seg["paths"][str(manifest.full_path)]["delta_miou_points"],
+        "max_abs_delta_miou_points": float(max(abs(d) for d in deltas)) if deltas else None,
+        "min_sqnr_db": float(min(sq)) if sq else None,
+        "checks": {
+            "miou_within_1pt": None if dyn is None else bool(
+                abs(dyn) <= MIOU_TOLERANCE_POINTS and
+                abs(seg["paths"][str(manifest.full_path)]["delta_miou_points"]) <= MIOU_TOLERANCE_POINTS),
+            "gate_agreement_ge_97pct": bool(gate_agreement >= GATE_AGREEMENT_FLOOR),
+        },
+    }
+    import onnxruntime
+    return {
+        "schema": REPORT_SCHEMA, "schema_version": REPORT_VERSION,
+        "model": {"name": manifest.name, "folder": str(manifest.folder), "height": manifest.height,
+                  "width": manifest.width, "classes": ncls},
+        "machine": {"platform": platform.platform(), "processor": platform.machine(),
+                    "backend": "onnxruntime-cpu", "onnxruntime": onnxruntime.__version__},
+        "precision": prec,
+        "calibration": dict(calibration or {}),
+        "eval": {"source": eval_source, "frames": len(frames), "labelled_frames": labelled,
+                 "seconds": float(time.perf_counter() - t0)},
+        "branches": branches,
+        "gate": {"agreement": float(gate_agreement), "frames": len(frames), "path_histogram": hist},
+        "segmentation": seg,
+        "summary": summary,
+    }
+
+
+def _f(v, fmt="{:.2f}"):
+    return "n/a" if v is None else fmt.format(v)
+
+
+def render_markdown(report: Mapping) -> str:
+    """Markdown tables rendered from the report JSON (never computed separately)."""
+    s = report["summary"]
+    cal = report.get("calibration", {})
+    lines = [f"# INT8 calibration report: {report['model']['name']}", "",
+             f"Backend: {report['machine']['backend']} {report['machine']['onnxruntime']} on "
+             f"{report['machine']['processor']} ({report['machine']['platform']}).",
+             f"Calibration: {cal.get('method', '?')}, {cal.get('frames', '?')} frames from {cal.get('source', '?')}; "
+             f"evaluation: {report['eval']['frames']} held-out frames ({report['eval']['labelled_frames']} labelled) "
+             f"from {report['eval']['source'] or '?'}.",
+             "", "Precision: " + ", ".join(f"{k}={v}" for k, v in report["precision"].items()), "",
+             "## Summary", "",
+             "| metric | value |", "|---|---|",
+             f"| gate decision agreement | {_f(100 * s['gate_agreement'])} % |",
+             f"| dynamic mIoU delta (INT8 - FP32) | {_f(s['dynamic_delta_miou_points'])} points |",
+             f"| full-path mIoU delta | {_f(s['full_path_delta_miou_points'])} points |",
+             f"| max abs mIoU delta (any path) | {_f(s['max_abs_delta_miou_points'])} points |",
+             f"| min branch SQNR | {_f(s['min_sqnr_db'], '{:.1f}')} dB |",
+             f"| mIoU within 1 point | {s['checks']['miou_within_1pt']} |",
+             f"| gate agreement >= 97 % | {s['checks']['gate_agreement_ge_97pct']} |",
+             "", "## Branches (SQNR on identical FP32 inputs)", "",
+             "| branch | kind | precision | min SQNR dB | per output |", "|---|---|---|---|---|"]
+    for name, b in report["branches"].items():
+        per = ", ".join(f"{o}: {v:.1f}" for o, v in b.get("sqnr_db", {}).items()) or "-"
+        lines.append(f"| {name} | {b['kind']} | {b['precision']} | {_f(b.get('sqnr_db_min'), '{:.1f}')} | {per} |")
+    lines += ["", "## Segmentation (held-out frames, vs ground truth)", "",
+              "| path | FP32 mIoU | INT8 mIoU | delta | FP32 pix acc | INT8 pix acc | prediction agreement |",
+              "|---|---|---|---|---|---|---|"]
+    seg = report["segmentation"]
+    for key, e in list(seg["paths"].items()) + [("dynamic", seg["dynamic"])]:
+        lines.append(f"| {key} | {_f(e['fp32']['miou'])} | {_f(e['int8']['miou'])} | {_f(e['delta_miou_points'])} | "
+                     f"{_f(e['fp32']['pixel_acc'])} | {_f(e['int8']['pixel_acc'])} | "
+                     f"{_f(100 * e['prediction_agreement'])} % |")
+    hist = report["gate"]["path_histogram"]
+    lines += ["", "## Gate paths chosen (frames)", "", "| path | FP32 | INT8 |", "|---|---|---|"]
+    for k in hist["fp32"]:
+        lines.append(f"| {k} | {hist['fp32'][k]} | {hist['int8'][k]} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: Mapping, json_path) -> tuple:
+    """Write OUT.json and OUT.md (same stem) atomically; returns both paths."""
+    from dynmm_edge.atomic import write_json, write_text
+    json_path = Path(json_path)
+    md_path = json_path.with_suffix(".md")
+    write_json(json_path, report)
+    write_text(md_path, render_markdown(report))
+    return json_path, md_path

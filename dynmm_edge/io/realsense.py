@@ -1,0 +1,415 @@
+"""Intel RealSense sources: a live camera and .db3/.bag playback (pyrealsense2, imported lazily).
+
+Depth units come from the device's depth sensor (get_depth_scale), never assumed to be mm (the
+D405 uses 0.1 mm). Filters run in librealsense's documented order, on EVERY frame (the temporal
+filter needs the full history, whether or not the gate later skips the depth encoder).
+"""
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from dynmm_edge._lazy import require
+from dynmm_edge.errors import DataError
+from dynmm_edge.io.base import FrameSource
+from dynmm_edge.types import Frame
+
+# names users may ask for (realsense-ros spelling) and the order librealsense documents
+FILTERS = ("decimation", "threshold", "spatial", "temporal", "hole_filling")
+_ORDER = ("decimation", "threshold", "to_disparity", "spatial", "temporal", "to_depth", "hole_filling")
+ALIGN = ("color", "none")
+
+
+def filter_plan(names: Sequence[str]) -> List[str]:
+    """Requested filters -> processing stages in documented order.
+
+    Spatial and temporal filters work in disparity space, so they are wrapped in to_disparity /
+    to_depth; the request order does not matter, duplicates and unknown names are errors.
+    """
+    names = [n.strip().lower().replace("-", "_") for n in names if n and n.strip()]
+    unknown = sorted(set(names) - set(FILTERS))
+    if unknown:
+        raise DataError(f"unknown RealSense filter(s) {unknown}; valid: {', '.join(FILTERS)}")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DataError(f"RealSense filter(s) {dup} requested more than once")
+    wanted = set(names)
+    if wanted & {"spatial", "temporal"}:
+        wanted |= {"to_disparity", "to_depth"}
+    return [s for s in _ORDER if s in wanted]
+
+
+def build_filters(rs, names: Sequence[str]) -> List[Tuple[str, object]]:
+    """Instantiate the processing blocks of filter_plan(names) with librealsense defaults."""
+    makers = {
+        "decimation": rs.decimation_filter, "threshold": rs.threshold_filter,
+        "to_disparity": lambda: rs.disparity_transform(True), "spatial": rs.spatial_filter,
+        "temporal": rs.temporal_filter, "to_depth": lambda: rs.disparity_transform(False),
+        "hole_filling": rs.hole_filling_filter,
+    }
+    return [(s, makers[s]()) for s in filter_plan(names)]
+
+
+def _apply(blocks, frames):
+    for _, block in blocks:
+        frames = block.process(frames)
+    return frames.as_frameset() if frames.is_frameset() else frames
+
+
+def _intrinsics(vprofile) -> Tuple[float, float, float, float]:
+    i = vprofile.get_intrinsics()
+    return (float(i.fx), float(i.fy), float(i.ppx), float(i.ppy))
+
+
+def _same_geometry(rs, depth_vp, color_vp) -> bool:
+    """True when depth is already in colour geometry (same size/intrinsics, identity extrinsics):
+    aligning would be a costly no-op."""
+    if (depth_vp.width(), depth_vp.height()) != (color_vp.width(), color_vp.height()):
+        return False
+    if not np.allclose(_intrinsics(depth_vp), _intrinsics(color_vp)):
+        return False
+    try:
+        ext = depth_vp.get_extrinsics_to(color_vp)
+    except RuntimeError:
+        return False
+    return np.allclose(ext.rotation, np.eye(3).ravel(), atol=1e-6) and np.allclose(ext.translation, 0, atol=1e-6)
+
+
+def _depth_scale(device, where: str) -> float:
+    try:
+        scale = float(device.first_depth_sensor().get_depth_scale())
+    except RuntimeError as exc:
+        raise DataError(f"{where}: the depth sensor reports no depth units (depth_units option); "
+                        f"refusing to guess the depth scale: {exc}") from exc
+    if not scale > 0:
+        raise DataError(f"{where}: invalid depth scale {scale}")
+    return float(f"{scale:.7g}")  # librealsense stores float32: 0.0010000000475 -> 0.001
+
+
+def _to_arrays(depth_frame, color_frame):
+    depth = np.asanyarray(depth_frame.get_data()).copy() if depth_frame else None
+    rgb = np.asanyarray(color_frame.get_data()).copy() if color_frame else None
+    return depth, rgb
+
+
+# ----------------------------------------------------------------------------------------- live
+class RealSenseSource(FrameSource):
+    """Live camera: depth Z16 + colour RGB8, optional filters, depth aligned to colour.
+
+    Frame ids are the colour sensor's frame numbers (kept increasing across reconnects).
+    A camera that stops delivering (unplugged, USB reset) raises DataError('camera disconnected')
+    unless reconnect=True, which restarts the pipeline up to `retries` times.
+    """
+
+    live = True
+
+    def __init__(self, serial: str = "", width: int = 640, height: int = 480, fps: int = 30,
+                 filters: Sequence[str] = (), align: str = "color", reconnect: bool = False,
+                 retries: int = 3, timeout_ms: int = 5000, rs_module=None):
+        super().__init__()
+        if align not in ALIGN:
+            raise DataError(f"realsense: align must be one of {ALIGN}, got {align!r}")
+        if retries < 0 or timeout_ms <= 0:
+            raise DataError("realsense: retries must be >= 0 and timeout_ms > 0")
+        self.filter_names = filter_plan(filters)  # validate before touching hardware
+        self._rs = rs_module or require("pyrealsense2", "RealSense cameras")
+        self.serial, self.width, self.height, self.fps = serial, int(width), int(height), int(fps)
+        self.align_to = align
+        self.reconnect, self.retries, self.timeout_ms = bool(reconnect), int(retries), int(timeout_ms)
+        self.size = (self.width, self.height)
+        self.name = f"realsense:{serial or 'first'}"
+        self.reconnects = 0
+        self._pipe = None
+        self._last_id = -1
+        self._id_offset = 0
+        self._start()
+
+    def _find_serial(self) -> str:
+        rs = self._rs
+        devices = rs.context().query_devices()
+        serials = [d.get_info(rs.camera_info.serial_number) for d in devices]
+        if not serials:
+            raise DataError("realsense: no RealSense device connected (rs.context().query_devices() is empty); "
+                            "check the USB cable (USB 3 port), udev rules, and that no other program holds the camera")
+        if self.serial and self.serial not in serials:
+            raise DataError(f"realsense: no device with serial {self.serial!r}; connected: {serials}")
+        return self.serial or serials[0]
+
+    def _start(self):
+        rs = self._rs
+        serial = self._find_serial()
+        pipe, cfg = rs.pipeline(), rs.config()
+        cfg.enable_device(serial)
+        cfg.enable_stream(rs.stream.depth, self.width, self.height, rs.format.z16, self.fps)
+        cfg.enable_stream(rs.stream.color, self.width, self.height, rs.format.rgb8, self.fps)
+        try:
+            profile = pipe.start(cfg)
+        except RuntimeError as exc:
+            raise DataError(f"realsense {serial}: cannot start depth+color at {self.width}x{self.height}"
+                            f"@{self.fps}: {exc}") from exc
+        self.serial = serial
+        self.name = f"realsense:{serial}"
+        self.depth_scale_m = _depth_scale(profile.get_device(), f"realsense {serial}")
+        self._blocks = build_filters(rs, self.filter_names)  # fresh history after a reconnect
+        self._align = rs.align(rs.stream.color) if self.align_to == "color" else None
+        self._pipe = pipe
+
+    def _stop_pipe(self):
+        if self._pipe is not None:
+            try:
+                self._pipe.stop()
+            except RuntimeError:
+                pass
+            self._pipe = None
+
+    def _wait(self):
+        try:
+            return self._pipe.wait_for_frames(self.timeout_ms)
+        except RuntimeError as exc:
+            if not self.reconnect:
+                raise DataError(f"realsense {self.serial}: camera disconnected or stalled "
+                                f"(no frames for {self.timeout_ms} ms: {exc}); pass reconnect=1 to retry") from exc
+            last = exc
+        for attempt in range(1, self.retries + 1):
+            self._stop_pipe()
+            time.sleep(min(2.0, 0.25 * 2 ** (attempt - 1)))
+            try:
+                self._start()
+                fs = self._pipe.wait_for_frames(self.timeout_ms)
+                self.reconnects += 1
+                self._id_offset = self._last_id + 1
+                return fs
+            except (RuntimeError, DataError) as exc:
+                last = exc
+        raise DataError(f"realsense {self.serial}: camera disconnected; {self.retries} reconnect attempt(s) "
+                        f"failed (last error: {last})")
+
+    def _frames(self):
+        while not self._closed:
+            fs = self._wait()
+            fs = _apply(self._blocks, fs)
+            if self._align is not None:
+                fs = self._align.process(fs)
+            d, c = fs.get_depth_frame(), fs.get_color_frame()
+            if not d or not c:
+                continue  # the syncer may hand out an incomplete set at start-up
+            depth, rgb = _to_arrays(d, c)
+            fid = self._id_offset + int(c.get_frame_number())
+            if fid <= self._last_id:  # counters restart after a reconnect
+                self._id_offset += self._last_id + 1 - fid
+                fid = self._last_id + 1
+            self._last_id = fid
+            yield Frame(frame_id=fid, rgb=rgb, depth=depth, depth_scale_m=self.depth_scale_m,
+                        timestamp_s=c.get_timestamp() / 1000.0,
+                        intrinsics=_intrinsics(c.profile.as_video_stream_profile()),
+                        meta={"source": self.name, "depth_frame_number": int(d.get_frame_number()),
+                              "filters": list(self.filter_names), "aligned": self._align is not None})
+
+    def _close(self):
+        self._stop_pipe()
+
+
+# ------------------------------------------------------------------------------------- playback
+def labels_sidecar(path) -> Path:
+    """<file>.db3 -> <file>.db3.labels.npz (written by dynmm_edge.data.recording)."""
+    return Path(str(path) + ".labels.npz")
+
+
+def load_labels_sidecar(path) -> Dict[int, np.ndarray]:
+    """frame number -> uint8 labels, validated (names the file and key on any mismatch)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "frame_numbers" not in z or "labels" not in z:
+                raise DataError(f"labels sidecar {path}: needs keys 'frame_numbers' and 'labels', has {sorted(z.files)}")
+            numbers, labels = z["frame_numbers"], z["labels"]
+    except (OSError, ValueError) as exc:
+        raise DataError(f"labels sidecar {path}: cannot read: {exc}") from exc
+    if numbers.ndim != 1 or labels.ndim != 3 or len(numbers) != len(labels):
+        raise DataError(f"labels sidecar {path}: 'frame_numbers' {numbers.shape} and 'labels' {labels.shape} "
+                        f"must be (N,) and (N, H, W)")
+    if len(set(numbers.tolist())) != len(numbers):
+        raise DataError(f"labels sidecar {path}: 'frame_numbers' has duplicates")
+    return {int(n): labels[k].astype(np.uint8, copy=False) for k, n in enumerate(numbers)}
+
+
+class PlaybackSource(FrameSource):
+    """.db3 (librealsense >= 2.58 recorder) or .bag recordings, not real-time: every frame once.
+
+    Non-real-time is set on the playback device before the pipeline starts (config.resolve
+    returns the device the pipeline then uses), so the reader waits for us instead of racing.
+    Depth and colour are matched by frame number (the syncer may pair depth i with colour i-1);
+    recordings whose two streams count independently (real cameras) fall back to the syncer's
+    timestamp pairing (pair_by='auto'). Labels come from the sidecar npz by colour frame number.
+    """
+
+    live = False
+
+    def __init__(self, path, filters: Sequence[str] = (), align: str = "auto", labels: str = "auto",
+                 pair_by: str = "auto", stall_s: float = 10.0, rs_module=None):
+        super().__init__()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataError(f"recording {self.path} does not exist")
+        if self.path.suffix.lower() not in (".db3", ".bag"):
+            raise DataError(f"recording {self.path}: librealsense reads .db3 or .bag files only")
+        if align not in ALIGN + ("auto",):
+            raise DataError(f"recording {self.path}: align must be one of {ALIGN + ('auto',)}, got {align!r}")
+        if pair_by not in ("auto", "frame_number", "frameset"):
+            raise DataError(f"recording {self.path}: pair_by must be auto, frame_number or frameset, got {pair_by!r}")
+        self.filter_names = filter_plan(filters)
+        self._rs = rs_module or require("pyrealsense2", "RealSense recordings")
+        self.align_to, self.pair_by, self.stall_s = align, pair_by, float(stall_s)
+        self._poll_ms = 100
+        self.name = f"recording:{self.path.name}"
+        if labels == "auto":
+            side = labels_sidecar(self.path)
+            self.labels = load_labels_sidecar(side) if side.is_file() else {}
+        elif labels in ("", "none"):
+            self.labels = {}
+        else:
+            self.labels = load_labels_sidecar(labels)
+        self.unmatched_depth = 0
+        self.unmatched_color = 0
+        self._pipe = None
+        self._open()
+
+    def _open(self):
+        rs = self._rs
+        self._pipe = pipe = rs.pipeline()
+        cfg = rs.config()
+        try:
+            cfg.enable_device_from_file(str(self.path), False)
+            resolved = cfg.resolve(rs.pipeline_wrapper(pipe))
+        except RuntimeError as exc:
+            raise DataError(f"recording {self.path}: librealsense cannot open it: {exc}") from exc
+        device = resolved.get_device()
+        streams = {s.stream_type(): s for s in resolved.get_streams()}
+        found = sorted(f"{s.stream_type().name}/{s.format().name}" for s in resolved.get_streams())
+        for need in (rs.stream.depth, rs.stream.color):
+            if need not in streams:
+                raise DataError(f"recording {self.path} has no {need.name} stream (streams found: "
+                                f"{', '.join(found) or 'none'}); an RGB-D recording needs depth and color")
+        self.depth_scale_m = _depth_scale(device, f"recording {self.path}")
+        self._playback = device.as_playback()
+        self._playback.set_real_time(False)
+        dvp = streams[rs.stream.depth].as_video_stream_profile()
+        cvp = streams[rs.stream.color].as_video_stream_profile()
+        if streams[rs.stream.color].format() not in (rs.format.rgb8, rs.format.bgr8):
+            raise DataError(f"recording {self.path}: color format {streams[rs.stream.color].format().name} "
+                            f"is not supported (rgb8 or bgr8)")
+        self._bgr = streams[rs.stream.color].format() == rs.format.bgr8
+        self.size = (cvp.width(), cvp.height())
+        self.intrinsics = _intrinsics(cvp)
+        needs_align = not _same_geometry(rs, dvp, cvp) or "decimation" in self.filter_names
+        self._align = rs.align(rs.stream.color) if (self.align_to == "color" or
+                                                     (self.align_to == "auto" and needs_align)) else None
+        self._blocks = build_filters(rs, self.filter_names)
+        try:
+            pipe.start(cfg)
+        except RuntimeError as exc:
+            raise DataError(f"recording {self.path}: cannot start playback: {exc}") from exc
+
+    def _framesets(self):
+        """Raw framesets until end of file: try_wait_for_frames fails and the device reports
+        'stopped'; then drain once more, since the syncer may still hold the last set."""
+        rs = self._rs
+        last_progress = time.monotonic()
+        while not self._closed:
+            ok, fs = self._pipe.try_wait_for_frames(self._poll_ms)
+            if ok:
+                last_progress = time.monotonic()
+                yield fs
+                continue
+            if self._playback.current_status() == rs.playback_status.stopped:
+                while not self._closed:
+                    ok, fs = self._pipe.try_wait_for_frames(self._poll_ms)
+                    if not ok:
+                        return
+                    yield fs
+                return
+            if time.monotonic() - last_progress > self.stall_s:
+                raise DataError(f"recording {self.path}: playback stalled for {self.stall_s:.0f} s before its end")
+
+    def _decode(self, fs):
+        """Filters + alignment on the set, then numpy copies with their frame numbers."""
+        fs = _apply(self._blocks, fs)
+        d = fs.get_depth_frame()
+        if self._align is not None and d and fs.get_color_frame():
+            fs = self._align.process(fs)
+        d, c = fs.get_depth_frame(), fs.get_color_frame()
+        depth, rgb = _to_arrays(d, c)
+        if rgb is not None and self._bgr:
+            rgb = np.ascontiguousarray(rgb[..., ::-1])
+        dn = int(d.get_frame_number()) if d else None
+        cn = int(c.get_frame_number()) if c else None
+        ts = c.get_timestamp() / 1000.0 if c else 0.0
+        return dn, depth, cn, rgb, ts
+
+    def _make(self, number, rgb, depth, ts, depth_number):
+        labels = self.labels.get(number)
+        return Frame(frame_id=number, rgb=rgb, depth=depth, depth_scale_m=self.depth_scale_m, timestamp_s=ts,
+                     labels=None if labels is None else labels.copy(), intrinsics=self.intrinsics,
+                     meta={"source": self.name, "depth_frame_number": depth_number,
+                           "aligned": self._align is not None, "filters": list(self.filter_names)})
+
+    def _frames(self):
+        mode = None if self.pair_by == "auto" else self.pair_by
+        depths: Dict[int, np.ndarray] = {}
+        colors: Dict[int, tuple] = {}
+        emitted = -1
+        for fs in self._framesets():
+            dn, depth, cn, rgb, ts = self._decode(fs)
+            if mode is None and dn is not None and cn is not None:
+                mode = "frame_number" if dn == cn else "frameset"
+            if mode == "frameset":
+                if depth is not None and rgb is not None:
+                    yield self._make(cn, rgb, depth, ts, dn)
+                continue
+            # frame-number matching; streams are each in order, so anything older than the newest
+            # number seen on the other stream can no longer find its partner
+            if dn is not None and dn > emitted:
+                depths[dn] = depth
+            if cn is not None and cn > emitted:
+                colors[cn] = (rgb, ts)
+            for n in sorted(set(depths) & set(colors)):
+                for old in sorted(k for k in colors if k < n):  # colour whose depth never came
+                    rgb_o, ts_o = colors.pop(old)
+                    self.unmatched_color += 1
+                    yield self._make(old, rgb_o, None, ts_o, None)
+                for old in [k for k in depths if k < n]:
+                    depths.pop(old)
+                    self.unmatched_depth += 1
+                rgb_n, ts_n = colors.pop(n)
+                emitted = n
+                yield self._make(n, rgb_n, depths.pop(n), ts_n, n)
+        for old in sorted(colors):
+            rgb_o, ts_o = colors.pop(old)
+            self.unmatched_color += 1
+            yield self._make(old, rgb_o, None, ts_o, None)
+        self.unmatched_depth += len(depths)
+
+    def _close(self):
+        if self._pipe is not None:
+            try:
+                self._pipe.stop()
+            except RuntimeError:
+                pass
+            self._pipe = None
+
+
+def open_realsense(target: str, opts: dict) -> RealSenseSource:
+    return RealSenseSource(serial=target, **opts)
+
+
+def open_playback(target: str, opts: dict) -> PlaybackSource:
+    return PlaybackSource(target, **opts)
+
+
+REALSENSE_OPTIONS = {"width": (int, 640), "height": (int, 480), "fps": (int, 30), "filters": (list, ()),
+                     "align": (str, "color"), "reconnect": (bool, False), "retries": (int, 3),
+                     "timeout_ms": (int, 5000)}
+PLAYBACK_OPTIONS = {"filters": (list, ()), "align": (str, "auto"), "labels": (str, "auto"),
+                    "pair_by": (str, "auto"), "stall_s": (float, 10.0)}
+
