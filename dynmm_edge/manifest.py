@@ -258,11 +258,13 @@ def _check_graph(m: Manifest) -> None:
             raise ManifestError(f"manifest.json: path {k} names unknown branch(es) {unknown}")
         if gate_branch not in seq:
             raise ManifestError(f"manifest.json: path {k} does not run the gate branch '{gate_branch}'")
-        available = set(MODEL_INPUTS) | zero_inputs | ({present} if present else set())
+        # bound zeros stand in for skipped depth features only where the trunk consumes them
+        available = set(MODEL_INPUTS)
         for s in seq:
             b = m.branch(s)
+            usable = available | ((zero_inputs | {present}) if b.kind == "trunk" else set())
             for t in b.inputs:
-                if t.name not in available:
+                if t.name not in usable:
                     raise ManifestError(f"manifest.json: path {k}: branch '{s}' needs tensor '{t.name}' "
                                         f"that no earlier branch produces")
             available |= {t.name for t in b.outputs}

@@ -80,3 +80,36 @@ def convert_fp16(src, dst=None, keep_io_fp32: bool = True):
         from dynmm_edge.atomic import write_bytes
         write_bytes(Path(dst), model.SerializeToString())
     return model
+
+
+def add_fp16_variants(folder, branches=None, progress=None):
+    """Write <branch>.fp16.onnx for each branch lacking one and register them in the manifest.
+
+    The manifest is rewritten (atomically) only after every file exists, so a failure leaves the
+    folder loading exactly as before.
+    """
+    from dataclasses import replace as dc_replace
+    from dynmm_edge.manifest import Variant, load_manifest, sha256_file
+    m = load_manifest(folder)
+    new = []
+    written = []
+    try:
+        for b in m.branches:
+            if "fp16" in b.variants or (branches and b.name not in branches):
+                new.append(b)
+                continue
+            if progress:
+                progress(f"FP16 variant of {b.name}")
+            dst = m.folder / f"{b.name}.fp16.onnx"
+            convert_fp16(m.file_path(b, "fp32"), dst)
+            written.append(dst)
+            variants = dict(b.variants)
+            variants["fp16"] = Variant(dst.name, sha256_file(dst))
+            new.append(dc_replace(b, variants=variants))
+        m2 = m.with_branches(new)
+        m2.save()
+    except BaseException:
+        for f in written:
+            f.unlink(missing_ok=True)
+        raise
+    return load_manifest(folder)

@@ -8,8 +8,8 @@ SEED=${SEED:-0}
 cd "$(dirname "$0")/.."
 time dynmm-edge train --preset demo \
   --data 'synthetic://?frames=1500&hard_fraction=0.3&seed=0' \
-  --val-data 'synthetic://?frames=160&hard_fraction=0.3&seed=1000' \
-  --epochs-stage1 8 --epochs-stage2 1 --epochs-gate 6 \
+  --val-data 'synthetic://?frames=128&hard_fraction=0.3&seed=1000' \
+  --epochs-stage1 7 --epochs-stage2 1 --epochs-gate 5 \
   --budget 0.4 --resource-lambda 1.0 --stage1-end-prob 0.6 \
   --batch-size 16 --lr 3e-3 --gate-lr 1e-2 --optimizer adamw \
   --seed "$SEED" --threads 2 --no-progress --out "$OUT"

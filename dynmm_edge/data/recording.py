@@ -183,26 +183,36 @@ def read_recording(path, max_frames: Optional[int] = None) -> List[Frame]:
         with np.load(sp) as z:
             for k, lab in zip(z["frame_numbers"].tolist(), z["labels"]):
                 side[int(k)] = lab
-    pipe = rs.pipeline()
-    cfg = rs.config()
-    cfg.enable_device_from_file(str(path), repeat_playback=False)
-    profile = pipe.start(cfg)
-    try:
+    for attempt in range(5):
+        pipe = rs.pipeline()
+        cfg = rs.config()
+        cfg.enable_device_from_file(str(path), repeat_playback=False)
+        profile = pipe.start(cfg)
         dev = profile.get_device()
         pb = dev.as_playback()
         pb.pause()
+        # pipeline.start plays in real time; a short file on a busy machine can end before the
+        # pause lands, and a stopped playback does not restart on seek: open it again.
+        if pb.current_status() != rs.playback_status.stopped:
+            break
+        pipe.stop()
+    else:
+        raise DataError(f"{path}: playback ended before it could be paused (5 tries)")
+    try:
         pb.set_real_time(False)
         pb.seek(datetime.timedelta(0))
         pb.resume()
         scale = dev.first_depth_sensor().get_depth_scale()
         depths, colours, meta = {}, {}, {}
         out: List[Frame] = []
+        emitted = set()
         idle_ms = 0
         while True:
             ok, fs = pipe.try_wait_for_frames(100)
             if not ok:  # end of file once playback has stopped (or nothing arrives for 5 s)
                 idle_ms += 100
-                if pb.current_status() == rs.playback_status.stopped or idle_ms >= 5000:
+                stopped = pb.current_status() == rs.playback_status.stopped
+                if (stopped and (out or depths or colours) and idle_ms >= 300) or idle_ms >= 5000:
                     break
                 continue
             idle_ms = 0
@@ -218,6 +228,10 @@ def read_recording(path, max_frames: Optional[int] = None) -> List[Frame]:
                     colours[num] = arr
             for num in sorted(set(depths) & set(colours)):
                 K, ts = meta.pop(num)
+                if num in emitted:  # delivered in real time before the pause, then again after seek(0)
+                    del depths[num], colours[num]
+                    continue
+                emitted.add(num)
                 out.append(Frame(frame_id=num, rgb=colours.pop(num), depth=depths.pop(num),
                                  depth_scale_m=float(scale), timestamp_s=ts, labels=side.get(num),
                                  intrinsics=K, meta={"source": str(path)}))

@@ -91,13 +91,13 @@ class RGBDSegDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         rgb, depth, labels, kind, name = self._load(int(i))
         try:
-            return self._make_item(int(i), rgb, depth, labels, kind)
+            return self._make_item(int(i), rgb, depth, labels, kind, name)
         except DataError:
             raise
         except Exception as exc:  # name the file, never a bare stack from deep inside numpy
             raise DataError(f"{name}: cannot prepare item {i}: {exc}") from exc
 
-    def _make_item(self, i, rgb, depth, labels, kind):
+    def _make_item(self, i, rgb, depth, labels, kind, name):
         from dynmm_edge.data.preprocess import preprocess
 
         aug = self.augment
@@ -105,14 +105,13 @@ class RGBDSegDataset(torch.utils.data.Dataset):
         if aug.enabled and (aug.brightness > 0 or aug.contrast > 0):
             rgb = _colour_jitter(rgb, rng, aug.brightness, aug.contrast)
         cfg = self.pre_cfg
-        rgb_t, depth_t = preprocess(rgb, depth, 0.001, cfg)
+        rgb_t, depth_t = preprocess(rgb, depth, 0.001, cfg, frame_id=name)
         rgb_t = torch.from_numpy(np.ascontiguousarray(rgb_t[0], dtype=np.float32))
         depth_t = torch.from_numpy(np.ascontiguousarray(depth_t[0], dtype=np.float32))
         lab = labels
         if lab.shape != (cfg.height, cfg.width):  # nearest resize, like depth
-            ys = (np.arange(cfg.height) * lab.shape[0] / cfg.height).astype(np.int64)
-            xs = (np.arange(cfg.width) * lab.shape[1] / cfg.width).astype(np.int64)
-            lab = lab[ys][:, xs]
+            from dynmm_edge.data.preprocess import resize_labels
+            lab = resize_labels(lab, cfg.height, cfg.width)
         lab_t = torch.from_numpy(lab.astype(np.int64))
         if aug.enabled:
             rgb_t, depth_t, lab_t = _geometric(rgb_t, depth_t, lab_t, rng, aug)
@@ -218,7 +217,7 @@ class FolderDataset(RGBDSegDataset):
         if not root.exists():
             raise DataError(f"{root}: dataset folder does not exist")
         try:
-            ds = _open_directory(DirectoryDataset, root, split)
+            ds = _open_directory(DirectoryDataset, root, split, num_classes)
         except DataError:
             raise
         except Exception as exc:
@@ -244,21 +243,14 @@ class FolderDataset(RGBDSegDataset):
             raise DataError(f"{root}: no frames found for split {split!r}")
 
 
-def _open_directory(cls, root, split):
-    try:
-        return cls(root, split=split)
-    except TypeError:
-        return cls(Path(root) / split)
+def _open_directory(cls, root, split, num_classes=None):
+    return cls(root, split=split, num_classes=num_classes)
 
 
 def _item_name(ds, i, root) -> str:
-    for attr in ("path_of", "name_of"):
-        fn = getattr(ds, attr, None)
-        if callable(fn):
-            try:
-                return str(fn(i))
-            except Exception:
-                pass
+    files = getattr(ds, "rgb_files", None)
+    if files is not None and i < len(files):
+        return str(files[i])
     return f"{root} item {i}"
 
 

@@ -84,3 +84,18 @@ def barrier(info: DistInfo) -> None:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def sync_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Average floating-point buffers (BN running stats) over ranks.
+
+    DDP broadcasts buffers at the start of each forward, so after the last step every rank holds
+    its own statistics; averaging them once per epoch leaves all ranks with identical models.
+    """
+    if not info.enabled:
+        return
+    with torch.no_grad():
+        for buf in module.buffers():
+            if buf.is_floating_point():
+                dist.all_reduce(buf)
+                buf.div_(info.world_size)

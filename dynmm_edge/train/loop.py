@@ -25,7 +25,7 @@ from dynmm_edge.errors import CheckpointError, DataError
 from dynmm_edge.train import losses as L
 from dynmm_edge.train.data import AugmentConfig, NO_AUGMENT, collate, open_dataset
 from dynmm_edge.train.distributed import (DistInfo, all_reduce_mean, all_reduce_sum_tensor, barrier,
-                                          init_distributed, wrap_ddp)
+                                          init_distributed, sync_buffers, wrap_ddp)
 from dynmm_edge.train.evaluate import depth_macs_per_path, evaluate
 from dynmm_edge.train.schedule import one_cycle_lr, temperature_at
 
@@ -44,6 +44,8 @@ class TrainConfig:
     epochs_gate: gate-only epochs after stage II (trunk frozen, per-path losses computed once).
     stage1_end_prob: share of stage-I samples given path 0 or the full path (split evenly);
     0 = uniform over all paths. The gate mostly ends up choosing the two ends, so they deserve more.
+    stop_after: end this invocation after that many epochs (time-sliced/preemptible jobs; continue
+    with resume=True); 0 = run to the end. max_batches: cap batches per epoch (smoke tests).
     """
     preset: str = "demo"
     data: str = "synthetic://?frames=2000&hard_fraction=0.3&seed=0"
@@ -73,12 +75,13 @@ class TrainConfig:
     eval_every: int = 0
     progress: bool = True
     max_batches: int = 0
+    stop_after: int = 0
     command: str = ""
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"TrainConfig.optimizer={self.optimizer!r}: must be one of {OPTIMIZERS}")
-        for name in ("epochs_stage1", "epochs_stage2", "epochs_gate", "eval_every", "max_batches"):
+        for name in ("epochs_stage1", "epochs_stage2", "epochs_gate", "eval_every", "max_batches", "stop_after"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0")
         if self.batch_size < 1:
@@ -327,7 +330,8 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
     n_s12 = cfg.epochs_stage1 + cfg.epochs_stage2
     stage1_probs = stage1_path_probs(len(model.paths), cfg.stage1_end_prob)
 
-    for epoch in range(start_epoch, cfg.total_epochs):
+    end_epoch = cfg.total_epochs if not cfg.stop_after else min(cfg.total_epochs, start_epoch + cfg.stop_after)
+    for epoch in range(start_epoch, end_epoch):
         stage = cfg.stage_of(epoch)
         if _opt_kind(stage) != opt_kind:
             opt_kind = _opt_kind(stage)
@@ -416,6 +420,7 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
         if bar is not None:
             bar.close()
         hist = all_reduce_sum_tensor(hist, info)
+        sync_buffers(model, info)
         rec = {"type": "epoch", "epoch": epoch + 1, "stage": stage,
                "loss": all_reduce_mean(sums["loss"] / max(count, 1), info),
                "seg_loss": all_reduce_mean(sums["seg"] / max(count, 1), info),
@@ -450,11 +455,14 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
         prm.requires_grad_(True)
     model.eval()
     final = out / FINAL_FILE
+    if end_epoch < cfg.total_epochs:  # stopped early on request: state.pt is the checkpoint
+        return {"final": None, "metrics": str(metrics_path), "history": history, "model": model,
+                "dist": info, "epochs_done": end_epoch}
     if info.is_main:
         save_final(final, model, meta, cfg, history, time.time() - t_start)
     barrier(info)
     return {"final": str(final), "metrics": str(metrics_path), "history": history, "model": model,
-            "dist": info}
+            "dist": info, "epochs_done": end_epoch}
 
 
 def save_final(path, model, meta, cfg: TrainConfig, history, wall_s: float):

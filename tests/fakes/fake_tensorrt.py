@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import enum
 import hashlib
-import io
 import json
 import struct
 import types

@@ -1,0 +1,77 @@
+"""`dynmm-edge bench`: static full-depth vs RGB-only vs dynamic, interleaved in one run, JSON first."""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  dynmm-edge bench demo --source synthetic://?frames=200 --json bench.json
+  dynmm-edge bench models/r34 --backend trt --precision gate=fp16,depth=int8,trunk=fp16 --fps 30 --power auto \\
+      --source walk.db3 --frames 600 --json orin_trt.json
+  dynmm-edge bench --compare before.json after.json
+The JSON keys are documented in docs/BENCH_JSON.md; a .md table and .png plots are written beside it.
+"""
+
+
+def add_parser(sub) -> None:
+    from dynmm_edge.apps.run_cmd import add_common_runtime_args
+    p = sub.add_parser("bench", help="measure latency (and energy) of static vs dynamic execution",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    p.add_argument("model", nargs="?", help="model folder, checkpoint, preset or 'demo'")
+    p.add_argument("--source", default="synthetic://?frames=200&hard_fraction=0.3&seed=99",
+                   help="frames to measure on (preloaded into memory first)")
+    p.add_argument("--frames", type=int, default=None, help="number of frames (default: all the source has)")
+    p.add_argument("--warmup", type=int, default=5, help="warm-up frames per mode")
+    p.add_argument("--block", type=int, default=10, help="frames per interleaved block")
+    p.add_argument("--bias", default="", help="extra dynamic modes with these bias values, e.g. 0.5,1,2")
+    p.add_argument("--fps", type=float, default=None, help="pace frames like a camera (energy includes idle gaps)")
+    p.add_argument("--power", default="auto", help="power meter: auto | none | ina3221 | tegrastats | nvml | rapl")
+    p.add_argument("--json", dest="json_out", default=None, help="write the report here (+ .md and .png beside)")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="print the change between two reports")
+    add_common_runtime_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from dynmm_edge.bench.report import compare, load_report, to_markdown, write_report
+    if args.compare:
+        print(compare(load_report(args.compare[0]), load_report(args.compare[1])))
+        return 0
+    if not args.model:
+        print("dynmm-edge bench: give a MODEL (or --compare A.json B.json)", file=sys.stderr)
+        return 2
+    from dynmm_edge.apps.run_cmd import backend_options
+    from dynmm_edge.bench.run import mode_policies, run_bench
+    from dynmm_edge.io.sources import open_source
+    from dynmm_edge.power.discover import discover
+    from dynmm_edge.runtime.session import open_session
+
+    biases = [float(b) for b in args.bias.split(",") if b.strip()]
+    with open_source(args.source) as src:
+        frames = []
+        for f in src:
+            frames.append(f)
+            if args.frames and len(frames) >= args.frames:
+                break
+    if not frames:
+        print(f"dynmm-edge bench: source {args.source} delivered no frames", file=sys.stderr)
+        return 1
+    meter = discover(args.power)
+    print(f"benchmarking on {len(frames)} frames; power meter: {meter.describe()['kind'] if meter else 'none'}")
+    session = open_session(args.model, backend=args.backend, precision=args.precision,
+                           backend_opts=backend_options(args))
+    try:
+        with session:
+            report = run_bench(session, frames, modes=mode_policies(biases), warmup=args.warmup, block=args.block,
+                               fps=args.fps, meter=meter,
+                               progress=lambda i, n: print(f"\r  {i}/{n} frames per mode", end="", flush=True))
+            print()
+    finally:
+        if meter:
+            meter.close()
+    if args.json_out:
+        paths = write_report(report, args.json_out, plot_png=not args.no_plot)
+        print("wrote " + ", ".join(str(p) for p in paths.values() if p))
+    print(to_markdown(report))
+    return 0

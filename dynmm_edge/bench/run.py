@@ -1,0 +1,133 @@
+"""The measuring loop behind `dynmm-edge bench`: the same frames through every mode, interleaved.
+
+Modes run in short blocks that rotate (full_depth, rgb_only, dynamic, ... then rotated order), so
+drift of the machine (clocks, thermals, other load) hits every mode alike; energy is read per block.
+One latency sample = preprocess + every branch of the path + gate decision + labels back on the
+host (argmax is inside the trunk graph), measured with the backend synchronised after each branch.
+"""
+import time
+from collections import Counter, defaultdict
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from dynmm_edge.bench.report import energy_entry, make_report, mode_entry
+from dynmm_edge.runtime.policy import make_policy
+
+INCLUDED = {"preprocess": True, "transfers": True, "argmax": True,
+            "text": "host frame -> preprocess (resize, normalise) -> upload -> gate -> chosen depth branches -> "
+                    "trunk with argmax -> int32 labels downloaded; per-branch times synchronised; frame capture "
+                    "and decoding excluded"}
+
+
+def mode_policies(biases: Sequence[float] = ()) -> Dict[str, str]:
+    modes = {"full_depth": "fixed:full", "rgb_only": "fixed:rgb", "dynamic": "argmax"}
+    for b in biases:
+        modes[f"dynamic_bias_{b:g}"] = f"bias:{b:g}"
+    return modes
+
+
+def run_bench(session, frames: List, *, modes: Optional[Dict[str, str]] = None, warmup: int = 5,
+              block: int = 10, fps: Optional[float] = None, meter=None, pipelined: bool = True,
+              keep_samples: bool = True, progress=None) -> dict:
+    """Benchmark `session` on preloaded `frames`; returns the schema-v1 report dict."""
+    modes = modes or mode_policies()
+    policies = {name: make_policy(spec) for name, spec in modes.items()}
+    m = session.manifest
+    names = list(modes)
+    for name in names:  # warm every mode (first ORT runs allocate, CUDA graphs capture)
+        session.set_policy(policies[name])
+        for f in frames[:warmup]:
+            session.infer(f)
+    e2e = defaultdict(list)
+    branch_ms = {n: defaultdict(list) for n in names}
+    overhead = {n: [] for n in names}
+    paths = {n: Counter() for n in names}
+    total_macs, depth_macs = defaultdict(list), defaultdict(list)
+    energy_j = {n: 0.0 for n in names}
+    energy_s = {n: 0.0 for n in names}
+    n_blocks = (len(frames) + block - 1) // block
+    done = 0
+    for bi in range(n_blocks):
+        chunk = frames[bi * block:(bi + 1) * block]
+        order = names[bi % len(names):] + names[:bi % len(names)]
+        for name in order:
+            session.set_policy(policies[name])
+            e0, t0 = (meter.energy_j() if meter else None), time.monotonic()
+            for j, f in enumerate(chunk):
+                if fps:
+                    delay = t0 + j / fps - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                r = session.infer(f)
+                e2e[name].append(r.times_ms["total"])
+                for b in r.branches_run:
+                    branch_ms[name][b].append(r.times_ms[b])
+                overhead[name].append(r.times_ms.get("policy", 0.0) + r.times_ms.get("dispatch", 0.0))
+                paths[name][r.path] += 1
+                depth_macs[name].append(m.depth_macs(r.path))
+                total_macs[name].append(m.total_macs(r.path))
+            if fps:  # the idle gap after the last frame of the block belongs to it too
+                delay = t0 + len(chunk) / fps - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            if meter:
+                energy_j[name] += meter.energy_j() - e0
+                energy_s[name] += time.monotonic() - t0
+        done += len(chunk)
+        if progress:
+            progress(done, len(frames))
+
+    gate_macs = m.branch(m.gate["branch"]).macs
+    report_modes = {}
+    for name in names:
+        tm = np.asarray(total_macs[name], dtype=np.float64)
+        if not policies[name].needs_gate:
+            tm = tm - gate_macs  # fixed modes do not run the gate
+        report_modes[name] = mode_entry(e2e[name], branch_ms[name], paths[name],
+                                        float(np.mean(depth_macs[name])), float(np.mean(tm)),
+                                        keep_samples=keep_samples)
+    static_overhead = float(np.mean(overhead["full_depth"])) if "full_depth" in overhead else 0.0
+    dyn_overhead = float(np.mean(overhead["dynamic"])) if "dynamic" in overhead else None
+    # decision cost = policy (gate logits download + decide) + dispatch beyond what static runs pay
+    dispatch = None if dyn_overhead is None else max(dyn_overhead - static_overhead, 0.0)
+
+    throughput = {"serial_fps": 1000.0 / report_modes["dynamic"]["e2e_ms"]["mean"] if "dynamic" in report_modes else None,
+                  "pipelined_fps": None}
+    if pipelined and "dynamic" in policies and not fps:
+        throughput["pipelined_fps"] = _pipelined_fps(session, frames, policies["dynamic"])
+
+    energy = {"meter": meter.describe() if meter else None}
+    if meter:
+        for name in names:
+            energy[name] = energy_entry(energy_j[name], len(e2e[name]), energy_s[name])
+    model = {"name": m.name, "folder": str(m.folder), "input": [m.height, m.width], "paths": list(m.path_values),
+             "branch_macs": {b.name: b.macs for b in m.branches},
+             "precision": dict(session.precisions)}
+    return make_report(model=model, backend=session.backend.name, precision=_precision_text(session),
+                       included=INCLUDED, frames=len(frames), warmup=warmup, modes=report_modes, fps_pacing=fps,
+                       throughput=throughput, energy=energy, dispatch_ms=dispatch,
+                       environment=_environment(session))
+
+
+def _precision_text(session) -> str:
+    values = set(session.precisions.values())
+    if len(values) == 1:
+        return values.pop()
+    return ",".join(f"{k}={v}" for k, v in session.precisions.items())
+
+
+def _environment(session) -> dict:
+    from dynmm_edge.bench.env import environment
+    env = environment()
+    env["backend"] = session.backend.describe()
+    return env
+
+
+def _pipelined_fps(session, frames, policy) -> float:
+    """Throughput with capture, inference and output overlapped on threads (pipeline of `run`)."""
+    from dynmm_edge.io.base import ListSource
+    from dynmm_edge.runtime.pipeline import run_pipeline
+    session.set_policy(policy)
+    stats = run_pipeline(ListSource(frames), session.infer, [])
+    return float(stats.fps)
