@@ -8,7 +8,6 @@ thousands of frames never sit in memory; BranchFeedReader hands them to onnxrunt
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 

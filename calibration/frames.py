@@ -136,7 +136,7 @@ def choose_frames(source, n: int, strategy: str = "diverse", seed: int = 0, *, p
     name = source_name(source)
     need = max(int(n), int(min_frames))
     if strategy == "first":
-        pool = n
+        pool = need  # enough to report "too few" correctly, no more
         gate_fn = None
     if isinstance(source, str):
         src = _open(source)

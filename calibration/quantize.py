@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from dynmm_edge.errors import DataError, DynMMError, ManifestError
+from dynmm_edge.errors import BackendError, DynMMError, ManifestError
 
 METHODS = ("minmax", "entropy", "percentile")
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
@@ -344,14 +344,14 @@ def calibrate(model_dir, source, frames: int = 64, method: str = "minmax", branc
             except DynMMError:
                 raise
             except Exception as exc:
-                raise DataError(f"quantising branch '{name}' ({fp32.name}) failed: {exc}") from exc
+                raise BackendError(f"quantising branch '{name}' ({fp32.name}) failed: {exc}") from exc
             matched |= used
             problems = check_symmetric(out)
             if problems:
-                raise DataError(f"branch '{name}': Q/DQ model is not symmetric ({len(problems)} problem(s)): "
+                raise BackendError(f"branch '{name}': Q/DQ model is not symmetric ({len(problems)} problem(s)): "
                                 + "; ".join(problems[:3]))
             if count == 0:
-                raise DataError(f"branch '{name}': quantisation inserted no Q/DQ nodes "
+                raise BackendError(f"branch '{name}': quantisation inserted no Q/DQ nodes "
                                 f"(everything excluded by {list(config.exclude)}?)")
             staged[int8_file(name)] = out
             results.append(BranchQuantization(name, int8_file(name), sha256_file(out), count, tuple(nodes),

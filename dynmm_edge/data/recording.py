@@ -183,21 +183,28 @@ def read_recording(path, max_frames: Optional[int] = None) -> List[Frame]:
         with np.load(sp) as z:
             for k, lab in zip(z["frame_numbers"].tolist(), z["labels"]):
                 side[int(k)] = lab
-    for attempt in range(5):
-        pipe = rs.pipeline()
-        cfg = rs.config()
-        cfg.enable_device_from_file(str(path), repeat_playback=False)
-        profile = pipe.start(cfg)
-        dev = profile.get_device()
-        pb = dev.as_playback()
-        pb.pause()
-        # pipeline.start plays in real time; a short file on a busy machine can end before the
-        # pause lands, and a stopped playback does not restart on seek: open it again.
-        if pb.current_status() != rs.playback_status.stopped:
-            break
-        pipe.stop()
-    else:
-        raise DataError(f"{path}: playback ended before it could be paused (5 tries)")
+    expected = sorted(side) if side else None
+    for _ in range(8):
+        out = _read_once(rs, path, side, max_frames)
+        nums = [f.frame_id for f in out]
+        complete = bool(nums) and nums == (expected if expected is not None else list(range(1, len(nums) + 1)))
+        if complete or (max_frames is not None and nums and nums == list(range(1, len(nums) + 1))):
+            return out
+    raise DataError(f"{path}: playback delivered frames {nums[:3]}...{nums[-3:]} ({len(nums)}), "
+                    f"not every frame once (tried 8 times)")
+
+
+def _read_once(rs, path: Path, side: dict, max_frames: Optional[int]) -> List[Frame]:
+    """One pass with the pipeline (pause / non-real-time / seek(0) / resume, FIELD_NOTES 5).
+    On a busy machine real-time playback can run ahead of the pause; the caller checks the
+    frame numbers and reads again when the start was lost."""
+    pipe = rs.pipeline()
+    cfg = rs.config()
+    cfg.enable_device_from_file(str(path), repeat_playback=False)
+    profile = pipe.start(cfg)
+    dev = profile.get_device()
+    pb = dev.as_playback()
+    pb.pause()
     try:
         pb.set_real_time(False)
         pb.seek(datetime.timedelta(0))
@@ -212,7 +219,7 @@ def read_recording(path, max_frames: Optional[int] = None) -> List[Frame]:
             if not ok:  # end of file once playback has stopped (or nothing arrives for 5 s)
                 idle_ms += 100
                 stopped = pb.current_status() == rs.playback_status.stopped
-                if (stopped and (out or depths or colours) and idle_ms >= 300) or idle_ms >= 5000:
+                if (stopped and idle_ms >= 300) or idle_ms >= 5000:
                     break
                 continue
             idle_ms = 0

@@ -4,6 +4,8 @@ Depth units come from the device's depth sensor (get_depth_scale), never assumed
 D405 uses 0.1 mm). Filters run in librealsense's documented order, on EVERY frame (the temporal
 filter needs the full history, whether or not the gate later skips the depth encoder).
 """
+import queue
+import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -43,10 +45,10 @@ def filter_plan(names: Sequence[str]) -> List[str]:
 def build_filters(rs, names: Sequence[str]) -> List[Tuple[str, object]]:
     """Instantiate the processing blocks of filter_plan(names) with librealsense defaults."""
     makers = {
-        "decimation": rs.decimation_filter, "threshold": rs.threshold_filter,
-        "to_disparity": lambda: rs.disparity_transform(True), "spatial": rs.spatial_filter,
-        "temporal": rs.temporal_filter, "to_depth": lambda: rs.disparity_transform(False),
-        "hole_filling": rs.hole_filling_filter,
+        "decimation": lambda: rs.decimation_filter(), "threshold": lambda: rs.threshold_filter(),
+        "to_disparity": lambda: rs.disparity_transform(True), "spatial": lambda: rs.spatial_filter(),
+        "temporal": lambda: rs.temporal_filter(), "to_depth": lambda: rs.disparity_transform(False),
+        "hole_filling": lambda: rs.hole_filling_filter(),
     }
     return [(s, makers[s]()) for s in filter_plan(names)]
 
@@ -178,7 +180,6 @@ class RealSenseSource(FrameSource):
                 self._start()
                 fs = self._pipe.wait_for_frames(self.timeout_ms)
                 self.reconnects += 1
-                self._id_offset = self._last_id + 1
                 return fs
             except (RuntimeError, DataError) as exc:
                 last = exc
@@ -234,20 +235,51 @@ def load_labels_sidecar(path) -> Dict[int, np.ndarray]:
     return {int(n): labels[k].astype(np.uint8, copy=False) for k, n in enumerate(numbers)}
 
 
+def align_depth_to_color(depth: np.ndarray, depth_scale_m: float, depth_k, color_k, color_size,
+                         rotation, translation) -> np.ndarray:
+    """Reproject depth into the colour camera (pinhole, distortion ignored, nearest surface wins).
+
+    Used for playback, where frames reach us per sensor and rs.align (which needs a frameset)
+    cannot be used. rotation: librealsense's column-major 3x3 list; translation in metres.
+    """
+    fx, fy, cx, cy = depth_k
+    cfx, cfy, ccx, ccy = color_k
+    cw, ch = color_size
+    v, u = np.nonzero(depth)
+    z = depth[v, u].astype(np.float64) * depth_scale_m
+    pts = np.stack([(u - cx) / fx * z, (v - cy) / fy * z, z])
+    R = np.asarray(rotation, np.float64).reshape(3, 3).T
+    q = R @ pts + np.asarray(translation, np.float64).reshape(3, 1)
+    out = np.zeros((ch, cw), depth.dtype)
+    front = q[2] > 0
+    q = q[:, front]
+    uc = np.rint(q[0] / q[2] * cfx + ccx).astype(np.int64)
+    vc = np.rint(q[1] / q[2] * cfy + ccy).astype(np.int64)
+    inside = (uc >= 0) & (uc < cw) & (vc >= 0) & (vc < ch)
+    uc, vc, zc = uc[inside], vc[inside], q[2][inside]
+    order = np.argsort(-zc, kind="stable")  # far first, so the nearest surface is written last
+    counts = np.clip(np.rint(zc[order] / depth_scale_m), 0, np.iinfo(np.uint16).max)
+    out[vc[order], uc[order]] = counts.astype(depth.dtype)
+    return out
+
+
 class PlaybackSource(FrameSource):
     """.db3 (librealsense >= 2.58 recorder) or .bag recordings, not real-time: every frame once.
 
-    Non-real-time is set on the playback device before the pipeline starts (config.resolve
-    returns the device the pipeline then uses), so the reader waits for us instead of racing.
-    Depth and colour are matched by frame number (the syncer may pair depth i with colour i-1);
-    recordings whose two streams count independently (real cameras) fall back to the syncer's
-    timestamp pairing (pair_by='auto'). Labels come from the sidecar npz by colour frame number.
+    Why not rs.pipeline: its syncer queue drops framesets whenever the consumer is slower than
+    the file reader, even in non-real-time mode (seen here under CPU load: frames 1-4 lost, or
+    depth 10 paired with colour 1..10). Instead the playback device is paused, set to
+    non-real-time, each sensor's callback pushes copies into a small blocking queue (which
+    makes the reader wait for us), and only then is playback resumed. Depth and colour are
+    matched by frame number; recordings whose streams count independently (real cameras)
+    fall back to arrival order (pair_by='auto' decides on the first pair). End of file =
+    device status 'stopped' with the queue empty. Labels: sidecar npz by frame number.
     """
 
     live = False
 
     def __init__(self, path, filters: Sequence[str] = (), align: str = "auto", labels: str = "auto",
-                 pair_by: str = "auto", stall_s: float = 10.0, rs_module=None):
+                 pair_by: str = "auto", stall_s: float = 10.0, queue_size: int = 8, rs_module=None):
         super().__init__()
         self.path = Path(path)
         if not self.path.is_file():
@@ -256,12 +288,11 @@ class PlaybackSource(FrameSource):
             raise DataError(f"recording {self.path}: librealsense reads .db3 or .bag files only")
         if align not in ALIGN + ("auto",):
             raise DataError(f"recording {self.path}: align must be one of {ALIGN + ('auto',)}, got {align!r}")
-        if pair_by not in ("auto", "frame_number", "frameset"):
-            raise DataError(f"recording {self.path}: pair_by must be auto, frame_number or frameset, got {pair_by!r}")
+        if pair_by not in ("auto", "frame_number", "arrival"):
+            raise DataError(f"recording {self.path}: pair_by must be auto, frame_number or arrival, got {pair_by!r}")
         self.filter_names = filter_plan(filters)
         self._rs = rs_module or require("pyrealsense2", "RealSense recordings")
         self.align_to, self.pair_by, self.stall_s = align, pair_by, float(stall_s)
-        self._poll_ms = 100
         self.name = f"recording:{self.path.name}"
         if labels == "auto":
             side = labels_sidecar(self.path)
@@ -272,131 +303,167 @@ class PlaybackSource(FrameSource):
             self.labels = load_labels_sidecar(labels)
         self.unmatched_depth = 0
         self.unmatched_color = 0
-        self._pipe = None
+        self._queue = queue.Queue(maxsize=max(2, int(queue_size)))
+        self._stopping = threading.Event()
+        self._started = []
+        self._errors = []
         self._open()
 
     def _open(self):
         rs = self._rs
-        self._pipe = pipe = rs.pipeline()
-        cfg = rs.config()
         try:
-            cfg.enable_device_from_file(str(self.path), False)
-            resolved = cfg.resolve(rs.pipeline_wrapper(pipe))
+            device = rs.context().load_device(str(self.path))
         except RuntimeError as exc:
             raise DataError(f"recording {self.path}: librealsense cannot open it: {exc}") from exc
-        device = resolved.get_device()
-        streams = {s.stream_type(): s for s in resolved.get_streams()}
-        found = sorted(f"{s.stream_type().name}/{s.format().name}" for s in resolved.get_streams())
-        for need in (rs.stream.depth, rs.stream.color):
-            if need not in streams:
-                raise DataError(f"recording {self.path} has no {need.name} stream (streams found: "
-                                f"{', '.join(found) or 'none'}); an RGB-D recording needs depth and color")
-        self.depth_scale_m = _depth_scale(device, f"recording {self.path}")
+        self._device = device
         self._playback = device.as_playback()
-        self._playback.set_real_time(False)
-        dvp = streams[rs.stream.depth].as_video_stream_profile()
-        cvp = streams[rs.stream.color].as_video_stream_profile()
-        if streams[rs.stream.color].format() not in (rs.format.rgb8, rs.format.bgr8):
-            raise DataError(f"recording {self.path}: color format {streams[rs.stream.color].format().name} "
-                            f"is not supported (rgb8 or bgr8)")
-        self._bgr = streams[rs.stream.color].format() == rs.format.bgr8
+        chosen, found = {}, []
+        for sensor in device.query_sensors():
+            for prof in sensor.get_stream_profiles():
+                found.append(f"{prof.stream_type().name}/{prof.format().name}")
+                if prof.stream_type() in (rs.stream.depth, rs.stream.color) and prof.stream_type() not in chosen:
+                    chosen[prof.stream_type()] = (sensor, prof)
+        for need in (rs.stream.depth, rs.stream.color):
+            if need not in chosen:
+                raise DataError(f"recording {self.path} has no {need.name} stream (streams found: "
+                                f"{', '.join(sorted(set(found))) or 'none'}); an RGB-D recording needs depth and color")
+        cprof = chosen[rs.stream.color][1]
+        if cprof.format() not in (rs.format.rgb8, rs.format.bgr8):
+            raise DataError(f"recording {self.path}: color format {cprof.format().name} is not supported (rgb8 or bgr8)")
+        self._bgr = cprof.format() == rs.format.bgr8
+        self.depth_scale_m = _depth_scale(device, f"recording {self.path}")
+        dvp, cvp = chosen[rs.stream.depth][1].as_video_stream_profile(), cprof.as_video_stream_profile()
         self.size = (cvp.width(), cvp.height())
         self.intrinsics = _intrinsics(cvp)
-        needs_align = not _same_geometry(rs, dvp, cvp) or "decimation" in self.filter_names
-        self._align = rs.align(rs.stream.color) if (self.align_to == "color" or
-                                                     (self.align_to == "auto" and needs_align)) else None
+        self._depth_k = _intrinsics(dvp)
+        same = _same_geometry(rs, dvp, cvp)
+        self.aligned = self.align_to == "color" or (self.align_to == "auto" and not same)
+        if self.aligned:
+            ext = dvp.get_extrinsics_to(cvp)
+            self._extr = (list(ext.rotation), list(ext.translation))
         self._blocks = build_filters(rs, self.filter_names)
+        self._dsize = (dvp.width(), dvp.height())
+        self._playback.set_real_time(False)
+        self._playback.pause()  # nothing plays until every sensor listens
         try:
-            pipe.start(cfg)
+            for stream, (sensor, prof) in chosen.items():
+                sensor.open(prof)
+                self._started.append(sensor)
+                sensor.start(self._callback(stream == rs.stream.depth))
         except RuntimeError as exc:
+            self._close()
             raise DataError(f"recording {self.path}: cannot start playback: {exc}") from exc
+        self._playback.resume()
 
-    def _framesets(self):
-        """Raw framesets until end of file: try_wait_for_frames fails and the device reports
-        'stopped'; then drain once more, since the syncer may still hold the last set."""
-        rs = self._rs
-        last_progress = time.monotonic()
-        while not self._closed:
-            ok, fs = self._pipe.try_wait_for_frames(self._poll_ms)
-            if ok:
-                last_progress = time.monotonic()
-                yield fs
-                continue
-            if self._playback.current_status() == rs.playback_status.stopped:
-                while not self._closed:
-                    ok, fs = self._pipe.try_wait_for_frames(self._poll_ms)
-                    if not ok:
-                        return
-                    yield fs
+    def _callback(self, is_depth):
+        blocks = self._blocks if is_depth else []
+
+        def on_frame(frame):
+            if self._stopping.is_set():
                 return
-            if time.monotonic() - last_progress > self.stall_s:
-                raise DataError(f"recording {self.path}: playback stalled for {self.stall_s:.0f} s before its end")
+            try:
+                if blocks:
+                    frame = _apply(blocks, frame)
+                item = (is_depth, int(frame.get_frame_number()), np.asanyarray(frame.get_data()).copy(),
+                        frame.get_timestamp() / 1000.0)
+            except Exception as exc:  # surfaced by the consumer, never lost in librealsense's thread
+                item = ("error", exc)
+            while not self._stopping.is_set():  # blocking put = back pressure on the reader
+                try:
+                    self._queue.put(item, timeout=0.05)
+                    return
+                except queue.Full:
+                    continue
+        return on_frame
 
-    def _decode(self, fs):
-        """Filters + alignment on the set, then numpy copies with their frame numbers."""
-        fs = _apply(self._blocks, fs)
-        d = fs.get_depth_frame()
-        if self._align is not None and d and fs.get_color_frame():
-            fs = self._align.process(fs)
-        d, c = fs.get_depth_frame(), fs.get_color_frame()
-        depth, rgb = _to_arrays(d, c)
-        if rgb is not None and self._bgr:
-            rgb = np.ascontiguousarray(rgb[..., ::-1])
-        dn = int(d.get_frame_number()) if d else None
-        cn = int(c.get_frame_number()) if c else None
-        ts = c.get_timestamp() / 1000.0 if c else 0.0
-        return dn, depth, cn, rgb, ts
+    def _items(self):
+        rs = self._rs
+        last = time.monotonic()
+        while not self._closed:
+            try:
+                item = self._queue.get(timeout=0.05)
+            except queue.Empty:
+                if self._playback.current_status() == rs.playback_status.stopped and self._queue.empty():
+                    return
+                if time.monotonic() - last > self.stall_s:
+                    raise DataError(f"recording {self.path}: playback stalled for {self.stall_s:.0f} s before its end")
+                continue
+            if item[0] == "error":
+                raise DataError(f"recording {self.path}: decoding a frame failed: {item[1]}") from item[1]
+            last = time.monotonic()
+            yield item
+
+    def _depth_to_color(self, depth):
+        if not self.aligned:
+            return depth
+        k = self._depth_k
+        if depth.shape[::-1] != self._dsize:  # decimation: scale the intrinsics with the image
+            sx, sy = depth.shape[1] / self._dsize[0], depth.shape[0] / self._dsize[1]
+            k = (k[0] * sx, k[1] * sy, (k[2] + 0.5) * sx - 0.5, (k[3] + 0.5) * sy - 0.5)
+        return align_depth_to_color(depth, self.depth_scale_m, k, self.intrinsics, self.size, *self._extr)
 
     def _make(self, number, rgb, depth, ts, depth_number):
+        if rgb is not None and self._bgr:
+            rgb = np.ascontiguousarray(rgb[..., ::-1])
         labels = self.labels.get(number)
-        return Frame(frame_id=number, rgb=rgb, depth=depth, depth_scale_m=self.depth_scale_m, timestamp_s=ts,
+        return Frame(frame_id=number, rgb=rgb, depth=None if depth is None else self._depth_to_color(depth),
+                     depth_scale_m=self.depth_scale_m, timestamp_s=ts,
                      labels=None if labels is None else labels.copy(), intrinsics=self.intrinsics,
                      meta={"source": self.name, "depth_frame_number": depth_number,
-                           "aligned": self._align is not None, "filters": list(self.filter_names)})
+                           "aligned": self.aligned, "filters": list(self.filter_names)})
 
     def _frames(self):
         mode = None if self.pair_by == "auto" else self.pair_by
-        depths: Dict[int, np.ndarray] = {}
+        depths: Dict[int, tuple] = {}
         colors: Dict[int, tuple] = {}
         emitted = -1
-        for fs in self._framesets():
-            dn, depth, cn, rgb, ts = self._decode(fs)
-            if mode is None and dn is not None and cn is not None:
-                mode = "frame_number" if dn == cn else "frameset"
-            if mode == "frameset":
-                if depth is not None and rgb is not None:
-                    yield self._make(cn, rgb, depth, ts, dn)
+        for is_depth, number, arr, ts in self._items():
+            (depths if is_depth else colors)[number] = (arr, ts)
+            if mode is None and depths and colors:
+                mode = "frame_number" if set(depths) & set(colors) else "arrival"
+            if mode == "arrival":  # independent counters: pair in arrival order, ids from colour
+                while depths and colors:
+                    dn = min(depths)
+                    cn = min(colors)
+                    (d, _), (c, cts) = depths.pop(dn), colors.pop(cn)
+                    yield self._make(cn, c, d, cts, dn)
                 continue
-            # frame-number matching; streams are each in order, so anything older than the newest
-            # number seen on the other stream can no longer find its partner
-            if dn is not None and dn > emitted:
-                depths[dn] = depth
-            if cn is not None and cn > emitted:
-                colors[cn] = (rgb, ts)
+            # frame-number matching: each stream arrives in order, so anything older than a
+            # matched number can no longer find its partner
             for n in sorted(set(depths) & set(colors)):
+                if n <= emitted:  # duplicate delivery of an already emitted number
+                    depths.pop(n), colors.pop(n)
+                    continue
                 for old in sorted(k for k in colors if k < n):  # colour whose depth never came
-                    rgb_o, ts_o = colors.pop(old)
+                    c, cts = colors.pop(old)
                     self.unmatched_color += 1
-                    yield self._make(old, rgb_o, None, ts_o, None)
+                    yield self._make(old, c, None, cts, None)
                 for old in [k for k in depths if k < n]:
                     depths.pop(old)
                     self.unmatched_depth += 1
-                rgb_n, ts_n = colors.pop(n)
+                (d, _), (c, cts) = depths.pop(n), colors.pop(n)
                 emitted = n
-                yield self._make(n, rgb_n, depths.pop(n), ts_n, n)
+                yield self._make(n, c, d, cts, n)
         for old in sorted(colors):
-            rgb_o, ts_o = colors.pop(old)
+            c, cts = colors.pop(old)
             self.unmatched_color += 1
-            yield self._make(old, rgb_o, None, ts_o, None)
+            yield self._make(old, c, None, cts, None)
         self.unmatched_depth += len(depths)
 
     def _close(self):
-        if self._pipe is not None:
+        self._stopping.set()
+        while True:  # unblock callbacks waiting on a full queue
             try:
-                self._pipe.stop()
-            except RuntimeError:
-                pass
-            self._pipe = None
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        for sensor in self._started:
+            for op in (sensor.stop, sensor.close):
+                try:
+                    op()
+                except RuntimeError:
+                    pass
+        self._started = []
 
 
 def open_realsense(target: str, opts: dict) -> RealSenseSource:
@@ -411,5 +478,5 @@ REALSENSE_OPTIONS = {"width": (int, 640), "height": (int, 480), "fps": (int, 30)
                      "align": (str, "color"), "reconnect": (bool, False), "retries": (int, 3),
                      "timeout_ms": (int, 5000)}
 PLAYBACK_OPTIONS = {"filters": (list, ()), "align": (str, "auto"), "labels": (str, "auto"),
-                    "pair_by": (str, "auto"), "stall_s": (float, 10.0)}
+                    "pair_by": (str, "auto"), "stall_s": (float, 10.0), "queue_size": (int, 8)}
 

@@ -106,7 +106,10 @@ class FixedPolicy(GatePolicy):
         elif self.which in ("rgb", "rgb_only"):
             self.path = min(self.paths)
         else:
-            p = int(self.which)
+            try:
+                p = int(self.which)
+            except ValueError:
+                raise DynMMError(f"policy fixed:{self.which}: use fixed:full, fixed:rgb or fixed:N") from None
             if p not in self.paths:
                 raise DynMMError(f"policy fixed:{p}: this model's paths are {self.paths}")
             self.path = p
@@ -125,7 +128,7 @@ class BudgetPolicy(GatePolicy):
     or, with target_ms, a target mean latency. Adapts slowly (gain per frame) so it does not oscillate.
     """
 
-    def __init__(self, target: float, metric: str = "cost", gain: float = 0.05, window: int = 30):
+    def __init__(self, target: float, metric: str = "cost", gain: float = 0.1, window: int = 30):
         if metric not in ("cost", "ms"):
             raise DynMMError(f"budget policy metric must be 'cost' or 'ms', got {metric!r}")
         if metric == "cost" and not 0.0 <= target <= 1.0:
@@ -160,7 +163,7 @@ class BudgetPolicy(GatePolicy):
         self.ema = value if self.ema is None else (1 - alpha) * self.ema + alpha * value
         scale = 1.0 if self.metric == "cost" else max(self.target, 1e-6)
         error = (self.ema - self.target) / scale
-        self.inner.bias = float(np.clip(self.inner.bias + self.gain * error * 10.0, -20.0, 20.0))
+        self.inner.bias = float(np.clip(self.inner.bias + self.gain * error, -20.0, 20.0))
 
 
 def make_policy(spec: str) -> GatePolicy:

@@ -481,3 +481,21 @@ def save_final(path, model, meta, cfg: TrainConfig, history, wall_s: float):
     full_meta = {"classes": list(meta["classes"]), "palette": meta["palette"],
                  "preprocess": meta["preprocess"].to_dict(), "train": training}
     checkpoints.save_checkpoint(path, model, full_meta)
+
+
+def pack_checkpoint(src, dst, half: bool = True):
+    """Copy one of our checkpoints, storing float weights as float16 (about half the size).
+
+    load_model() builds a float32 model and load_state_dict casts back, so consumers see no
+    difference beyond fp16 rounding of the weights. Falls back to float32 when a value would not
+    fit in float16 (|x| > 65504). Returns the path written.
+    """
+    from dynmm_edge.model.checkpoints import load_model, save_checkpoint
+
+    model, meta = load_model(str(src))
+    if half:
+        big = any(t.is_floating_point() and bool((t.abs() > 6.0e4).any()) for t in model.state_dict().values())
+        if not big:
+            model = model.half()
+    meta = {k: v for k, v in meta.items() if k in ("classes", "palette", "preprocess", "train")}
+    return save_checkpoint(dst, model, meta)

@@ -82,7 +82,7 @@ def straight_through(logits: torch.Tensor, temperature: float, gumbel: bool = Fa
     z = logits
     if gumbel:
         u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype).to(logits.device)
-        z = logits - torch.log(-torch.log(u.clamp_min(1e-9)).clamp_min(1e-9))
+        z = logits - torch.log((-torch.log(u.clamp(1e-9, 1 - 1e-7))).clamp_min(1e-9))
     soft = F.softmax(z / t, dim=1)
     index = soft.argmax(dim=1, keepdim=True)
     hard = torch.zeros_like(soft).scatter_(1, index, 1.0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dynmm_edge._lazy import available
-from dynmm_edge.errors import DataError, ManifestError
+from dynmm_edge.errors import BackendError, DataError, ManifestError
 from dynmm_edge.types import Frame
 
 pytestmark = pytest.mark.skipif(not (available("torch") and available("onnx") and available("onnxruntime")),
@@ -88,9 +88,10 @@ def test_cli_calibrate_from_dataset_dir_with_report(model_dir, synth_frames, tmp
     assert rc == 0
     captured = capsys.readouterr()
     assert "quantising branch depth0" in captured.err and "calibrated 6 branch(es)" in captured.out
-    m = load = json.loads((model_dir / "manifest.json").read_text())
-    prec = {b["name"]: b["precision"] for b in load["branches"]}
-    assert prec["gate"] == "fp32" and "int8" in [b for b in m["branches"] if b["name"] == "gate"][0]["variants"]
+    data = json.loads((model_dir / "manifest.json").read_text())
+    prec = {b["name"]: b["precision"] for b in data["branches"]}
+    gate_entry = [b for b in data["branches"] if b["name"] == "gate"][0]
+    assert prec["gate"] == "fp32" and "int8" in gate_entry["variants"]  # calibrated, then set back by --precision
     assert all(p == "int8" for n, p in prec.items() if n.startswith("depth")) and prec["trunk"] == "fp32"
     rep = json.loads(out.read_text())
     assert out.with_suffix(".md").read_text().startswith("# INT8 calibration report")
@@ -172,7 +173,7 @@ def test_failure_mid_way_rolls_back(model_dir, synth_frames, monkeypatch):
         return real(fp32, out, reader, config, branch, work)
 
     monkeypatch.setattr(qz, "quantize_branch", flaky)
-    with pytest.raises(DataError, match="quantising branch 'depth2'"):
+    with pytest.raises(BackendError, match="quantising branch 'depth2'"):
         qz.calibrate(model_dir, synth_frames[:10], frames=8, branches="depth", method="minmax")
     assert calls == ["depth0", "depth1", "depth2"]
     assert folder_hashes(model_dir) == before
@@ -263,3 +264,20 @@ def test_precision_spec(tiny_export):
         apply_precision(m, {"gate": "int8"})
     assert resolve_branches("trunk,depth1", m) == ["depth1", "trunk"]
     assert resolve_branches(None, m) == ["gate"] + depth + ["trunk"]
+
+
+def test_cli_errors_exit_1_and_leave_folder(model_dir, capsys):
+    from dynmm_edge.apps.cli import main
+    before = folder_hashes(model_dir)
+    uri = f"synthetic://?frames=5&width={W}&height={H}"
+    assert main(["calibrate", str(model_dir), "--data", uri, "--frames", "8"]) == 1
+    assert "only 5 usable frame(s)" in capsys.readouterr().err
+    assert main(["calibrate", str(model_dir), "--data", uri, "--precision", "dept=int8"]) == 1
+    assert "unknown branch or kind 'dept'" in capsys.readouterr().err
+    assert folder_hashes(model_dir) == before
+
+
+def test_first_strategy_takes_stream_head(synth_frames):
+    from dynmm_edge.calibration.frames import choose_frames
+    sel = choose_frames(synth_frames, 8, strategy="first")
+    assert sel.indices == tuple(range(8)) and sel.scanned == 8

@@ -35,7 +35,7 @@ def test_db3_round_trip_bit_exact(tmp_path):
 def test_db3_depth_units_and_no_labels(tmp_path):
     w = SyntheticWorld(SynthConfig(width=32, height=24, seed=2))
     frames = []
-    for i in range(3):
+    for i in range(8):
         f = w.frame(i).to_frame()
         f.depth_scale_m, f.labels = 0.0001, None
         frames.append(f)
@@ -43,7 +43,7 @@ def test_db3_depth_units_and_no_labels(tmp_path):
     write_recording(out, frames)
     assert not labels_sidecar(out).exists()
     back = read_recording(out)
-    assert len(back) == 3 and back[0].depth_scale_m == pytest.approx(0.0001, rel=1e-5)
+    assert len(back) == 8 and back[0].depth_scale_m == pytest.approx(0.0001, rel=1e-5)
     assert back[0].labels is None
 
 

@@ -73,9 +73,12 @@ def test_playback_file_uri_labels_none_and_filters(recording):
     assert len(got) == N and all(f.labels is None for f in got)
     assert int(got[0].depth[20, 30]) == 1000 and int(got[0].depth[20, 31]) == 1000  # hole filled
     assert int(got[3].depth[20, 30]) == 1030
-    with open_source(recording, filters=["decimation"]) as src:  # decimated depth is aligned back to colour
+    with open_source(recording, filters=["decimation"]) as src:  # same geometry: left at decimated size
         got = list(src)
-    assert len(got) == N and got[0].depth.shape == (H, W) and src._align is not None
+    assert len(got) == N and got[0].depth.shape == (H // 2, W // 2) and not src.aligned
+    with open_source(recording, filters=["decimation"], align="color") as src:  # reprojected to colour
+        got = list(src)
+    assert got[2].depth.shape == (H, W) and src.aligned and int(got[2].depth[30, 30]) == 1020
 
 
 @needs_rs

@@ -9,7 +9,7 @@ from dynmm_edge.errors import DataError
 from dynmm_edge.train.data import (AugmentConfig, NO_AUGMENT, FolderDataset, SyntheticDataset, collate,
                                    open_dataset, parse_synthetic_uri)
 
-PRE = PreprocessConfig(height=64, width=64, depth_mean=2750.0, depth_std=1100.0)
+PRE = PreprocessConfig(height=64, width=64, depth_mean=2931.67, depth_std=1100.0)
 
 
 def test_parse_synthetic_uri():

@@ -1,0 +1,204 @@
+"""Session: gate-driven branch execution, bound zeros, policies, bad input."""
+import numpy as np
+import pytest
+
+from dynmm_edge.errors import DataError, DynMMError
+from dynmm_edge.runtime.policy import (ArgmaxPolicy, BiasPolicy, BudgetPolicy, FixedPolicy, GatePolicy,
+                                       HysteresisPolicy, make_policy)
+from dynmm_edge.types import Frame
+
+PATHS = (0, 1, 2, 3, 4, 5)
+COST = (0.0, 0.1, 0.3, 0.5, 0.8, 1.0)
+
+
+class ScriptedPolicy(GatePolicy):
+    """Returns the next path from a list (a stand-in for a path-switching gate)."""
+    name = "scripted"
+
+    def __init__(self, seq):
+        self.seq, self.i = list(seq), 0
+
+    def decide(self, logits):
+        p = self.seq[self.i % len(self.seq)]
+        self.i += 1
+        return p
+
+
+class CountingBackend:
+    """Wraps a backend and counts zeros()/upload() calls."""
+
+    def __init__(self, inner):
+        self.inner, self.zeros_calls, self.uploads = inner, 0, 0
+        self.name = inner.name
+
+    def __getattr__(self, k):
+        return getattr(self.inner, k)
+
+    def zeros(self, *a, **k):
+        self.zeros_calls += 1
+        return self.inner.zeros(*a, **k)
+
+    def upload(self, x):
+        self.uploads += 1
+        return self.inner.upload(x)
+
+
+@pytest.fixture
+def session(tiny_export):
+    pytest.importorskip("onnxruntime")
+    from dynmm_edge.runtime.session import Session, make_backend
+    _, _, m = tiny_export
+    backend = CountingBackend(make_backend("ort"))
+    s = Session(m, backend)
+    yield s
+    s.close()
+
+
+def test_depth_branches_run_only_when_path_needs_them(session, rgbd_frame):
+    seq = [0, 5, 2, 0, 3, 1, 5, 0]
+    session.set_policy(ScriptedPolicy(seq))
+    results = [session.infer(rgbd_frame) for _ in seq]
+    assert [r.path for r in results] == seq
+    for r, k in zip(results, seq):
+        assert r.branches_run == ("gate", *[f"depth{i}" for i in range(k)], "trunk")
+        assert r.labels.shape == (64, 64)
+    # per-branch call counts: depth{i} ran on exactly the frames whose path k > i
+    for i in range(5):
+        assert session.calls[f"depth{i}"] == sum(k > i for k in seq)
+    assert session.calls["gate"] == session.calls["trunk"] == len(seq)
+
+
+def test_zero_features_bound_once_not_per_frame(session, rgbd_frame):
+    zeros_at_start = session.backend.zeros_calls
+    assert zeros_at_start == 5  # one buffer per skippable depth feature
+    uploads_at_start = session.backend.uploads
+    session.set_policy(ScriptedPolicy([0, 2, 5]))
+    for _ in range(6):
+        session.infer(rgbd_frame)
+    assert session.backend.zeros_calls == zeros_at_start
+    assert session.backend.uploads - uploads_at_start == 6 * 2  # rgb and depth only
+
+
+def test_fixed_policy_skips_the_gate(session, rgbd_frame):
+    session.set_policy("fixed:full")
+    r = session.infer(rgbd_frame)
+    assert "gate" not in r.branches_run and r.path == 5 and r.gate_probs is None
+    session.set_policy("fixed:rgb")
+    r = session.infer(rgbd_frame)
+    assert r.branches_run == ("trunk",) and r.depth_macs == 0
+
+
+def test_gate_argmax_matches_eager_model(tiny_export, session, rgbd_frame):
+    import torch
+    from dynmm_edge.data.preprocess import PreprocessConfig, preprocess
+    net, _, m = tiny_export
+    session.set_policy("argmax")
+    r = session.infer(rgbd_frame, return_logits=True)
+    rgb, depth = preprocess(rgbd_frame.rgb, rgbd_frame.depth, 0.001, PreprocessConfig.from_dict(m.preprocess))
+    with torch.no_grad():
+        logits = net.gate_logits(torch.from_numpy(rgb), torch.from_numpy(depth))
+        ref = net(torch.from_numpy(rgb), torch.from_numpy(depth))
+    assert r.path == int(logits.argmax())
+    assert np.allclose(r.gate_probs, torch.softmax(logits, 1)[0].numpy(), atol=1e-5)
+    assert np.array_equal(r.labels, ref.argmax(1)[0].numpy())
+    assert r.times_ms["total"] >= r.times_ms["trunk"] > 0
+
+
+def test_all_zero_and_nan_depth_are_processed(session):
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    zero = session.infer(Frame(1, rgb, np.zeros((48, 64), np.uint16)), path=5)
+    nan = session.infer(Frame(2, rgb, np.full((48, 64), np.nan, np.float32)), path=5)
+    assert zero.labels.shape == nan.labels.shape == (64, 64)
+    assert np.array_equal(zero.labels, nan.labels)  # NaN is invalid depth, same as 0
+
+
+def test_mismatched_sizes_are_a_clear_error(session):
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    with pytest.raises(DataError, match="frame 3"):
+        session.infer(Frame(3, rgb, np.zeros((40, 64), np.uint16)))
+
+
+def test_unknown_path_and_precision_errors(session, rgbd_frame, tiny_export):
+    from dynmm_edge.runtime.session import parse_precision
+    with pytest.raises(DynMMError, match="not one of this model's paths"):
+        session.infer(rgbd_frame, path=9)
+    _, _, m = tiny_export
+    assert parse_precision("depth=int8", m)["depth3"] == "int8"
+    assert parse_precision("depth=int8", m)["trunk"] == "fp32"
+    assert set(parse_precision("fp16", m).values()) == {"fp16"}
+    with pytest.raises(DynMMError, match="neither a branch kind"):
+        parse_precision("decoder=fp16", m)
+    with pytest.raises(DynMMError, match="not fp32, fp16 or int8"):
+        parse_precision("depth=int4", m)
+
+
+# ---------------------------------------------------------------------------- policies alone
+def test_bias_policy_trades_accuracy_for_compute():
+    logits = np.log(np.array([0.05, 0.05, 0.1, 0.1, 0.2, 0.5]))
+    assert ArgmaxPolicy().bind(PATHS, COST).decide(logits) == 5
+    assert BiasPolicy(0.0).bind(PATHS, COST).decide(logits) == 5
+    assert BiasPolicy(5.0).bind(PATHS, COST).decide(logits) == 0
+    assert BiasPolicy(-5.0).bind(PATHS, COST).decide(np.log([0.9, 0.02, 0.02, 0.02, 0.02, 0.02])) == 5
+
+
+def test_hysteresis_holds_against_flicker():
+    h = HysteresisPolicy(margin=1.0).bind(PATHS, COST)
+    a = np.log([0.55, 0.01, 0.01, 0.01, 0.01, 0.41])
+    b = np.log([0.41, 0.01, 0.01, 0.01, 0.01, 0.55])
+    assert [h.decide(x) for x in (a, b, a, b)] == [0, 0, 0, 0]  # small swings do not switch
+    strong = np.log([0.02, 0.01, 0.01, 0.01, 0.01, 0.94])
+    assert h.decide(strong) == 5
+    assert ArgmaxPolicy().bind(PATHS, COST).decide(b) == 5
+
+
+def test_budget_controller_reaches_target_cost():
+    from dynmm_edge.types import Result
+    rng = np.random.default_rng(0)
+    pol = BudgetPolicy(0.4).bind(PATHS, COST)
+    costs = []
+    for i in range(600):
+        logits = rng.normal(size=6)
+        logits[5] += 2.0  # the gate alone would mostly pick full depth
+        p = pol.decide(logits)
+        costs.append(COST[PATHS.index(p)])
+        pol.observe(Result(i, np.zeros((1, 1)), p, {"total": 1.0}, ()))
+    assert np.mean(costs[:20]) > 0.6
+    assert abs(np.mean(costs[-200:]) - 0.4) < 0.1
+    assert pol.bias > 0
+
+
+@pytest.mark.parametrize("spec,cls", [("argmax", ArgmaxPolicy), ("bias:0.5", BiasPolicy),
+                                      ("hysteresis:0.3+bias:1", HysteresisPolicy), ("fixed:rgb", FixedPolicy),
+                                      ("budget:0.4", BudgetPolicy), ("budget-ms:20", BudgetPolicy)])
+def test_make_policy(spec, cls):
+    assert isinstance(make_policy(spec), cls)
+
+
+@pytest.mark.parametrize("spec", ["magic", "bias:abc", "budget:1.5", "fixed:x"])
+def test_make_policy_errors(spec):
+    with pytest.raises(DynMMError):
+        make_policy(spec).bind(PATHS, COST)
+
+
+def test_resolve_model_errors(tmp_path):
+    from dynmm_edge.errors import ManifestError
+    from dynmm_edge.runtime.session import resolve_model
+    with pytest.raises(DynMMError, match="not a model folder"):
+        resolve_model("no-such-model")
+    with pytest.raises(ManifestError, match="without manifest.json"):
+        resolve_model(tmp_path)
+
+
+def test_checkpoint_exported_on_the_fly_into_hash_keyed_cache(tmp_path, monkeypatch, tiny_export):
+    pytest.importorskip("torch")
+    from dynmm_edge.model.checkpoints import save_checkpoint
+    from dynmm_edge.runtime.session import open_session
+    net, meta, _ = tiny_export
+    monkeypatch.setenv("DYNMM_EDGE_CACHE", str(tmp_path / "cache"))
+    ckpt = save_checkpoint(tmp_path / "m.pt", net, meta)
+    with open_session(str(ckpt)) as s:
+        folder = s.manifest.folder
+        assert folder.parent == tmp_path / "cache" / "models"
+    with open_session(str(ckpt)) as s2:  # second time: reused, not re-exported
+        assert s2.manifest.folder == folder
