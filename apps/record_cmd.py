@@ -30,6 +30,7 @@ class _Limiter:
         self.source, self.max_frames, self.seconds, self.quiet, self.out = source, frames, seconds, quiet, out
         self.count = 0
         self.interrupted = False
+        self.printed = False
         self.t0 = None
 
     def __iter__(self):
@@ -43,6 +44,7 @@ class _Limiter:
                 print(f"\rrecorded {self.count} frames  {now - self.t0:6.1f} s  "
                       f"{self.count / max(now - self.t0, 1e-9):5.1f} fps", end="", file=self.out, flush=True)
                 last = now
+                self.printed = True
             if self.interrupted:
                 break
             if self.max_frames is not None and self.count >= self.max_frames:
@@ -68,6 +70,7 @@ def run(args) -> int:
     if args.frames is not None and args.frames < 1 or args.seconds is not None and args.seconds <= 0:
         print("error: --frames must be >= 1 and --seconds > 0", file=sys.stderr)
         return 2
+    limiter = None
     try:
         with open_source(args.source) as source:
             if source.live and args.frames is None and args.seconds is None:
@@ -80,11 +83,11 @@ def run(args) -> int:
             finally:
                 signal.signal(signal.SIGINT, previous)
     except DynMMError as exc:
-        if not args.quiet:
+        if limiter is not None and limiter.printed:
             print(file=sys.stderr)
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if not args.quiet:
+    if limiter.printed:
         print(file=sys.stderr)
     note = " (stopped by Ctrl-C)" if limiter.interrupted else ""
     print(f"wrote {n} frames to {out}{note}")

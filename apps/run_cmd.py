@@ -18,6 +18,7 @@ def add_common_runtime_args(p) -> None:
     p.add_argument("--device", default=None, help="torch backend device, e.g. cuda (default cpu)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for ort/torch")
     p.add_argument("--policy", default=None, help="gate policy (default: argmax, or the model's default)")
+    p.add_argument("--cuda-graphs", action="store_true", help="torch backend on CUDA: capture each branch as a CUDA graph")
 
 
 def backend_options(args) -> dict:
@@ -28,6 +29,8 @@ def backend_options(args) -> dict:
         opts["device"] = args.device or "cpu"
         if (args.precision or "") == "fp16":
             opts["fp16"] = True
+        if getattr(args, "cuda_graphs", False):
+            opts["cuda_graphs"] = True
     return opts
 
 

@@ -7,7 +7,6 @@ Ground-truth labels cannot live in the recording: they go to `<path>.labels.npz`
 """
 from __future__ import annotations
 
-import datetime
 import gc
 import os
 from pathlib import Path
@@ -171,80 +170,16 @@ def _record(rs, tmp: Path, frames, fps, numbers, labels) -> int:
 
 
 def read_recording(path, max_frames: Optional[int] = None) -> List[Frame]:
-    """Every frame of a .db3 recording exactly once, depth and colour paired by frame number,
-    labels attached from the sidecar when present. Non-real-time playback, so nothing is dropped."""
-    rs = require("pyrealsense2", "reading RealSense recordings")
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: recording not found")
-    side = {}
-    sp = labels_sidecar(path)
-    if sp.is_file():
-        with np.load(sp) as z:
-            for k, lab in zip(z["frame_numbers"].tolist(), z["labels"]):
-                side[int(k)] = lab
-    expected = sorted(side) if side else None
-    for _ in range(8):
-        out = _read_once(rs, path, side, max_frames)
-        nums = [f.frame_id for f in out]
-        complete = bool(nums) and nums == (expected if expected is not None else list(range(1, len(nums) + 1)))
-        if complete or (max_frames is not None and nums and nums == list(range(1, len(nums) + 1))):
-            return out
-    raise DataError(f"{path}: playback delivered frames {nums[:3]}...{nums[-3:]} ({len(nums)}), "
-                    f"not every frame once (tried 8 times)")
+    """Every frame of a .db3 recording exactly once, in frame-number order, labels from the sidecar.
 
-
-def _read_once(rs, path: Path, side: dict, max_frames: Optional[int]) -> List[Frame]:
-    """One pass with the pipeline (pause / non-real-time / seek(0) / resume, FIELD_NOTES 5).
-    On a busy machine real-time playback can run ahead of the pause; the caller checks the
-    frame numbers and reads again when the start was lost."""
-    pipe = rs.pipeline()
-    cfg = rs.config()
-    cfg.enable_device_from_file(str(path), repeat_playback=False)
-    profile = pipe.start(cfg)
-    dev = profile.get_device()
-    pb = dev.as_playback()
-    pb.pause()
-    try:
-        pb.set_real_time(False)
-        pb.seek(datetime.timedelta(0))
-        pb.resume()
-        scale = dev.first_depth_sensor().get_depth_scale()
-        depths, colours, meta = {}, {}, {}
-        out: List[Frame] = []
-        emitted = set()
-        idle_ms = 0
-        while True:
-            ok, fs = pipe.try_wait_for_frames(100)
-            if not ok:  # end of file once playback has stopped (or nothing arrives for 5 s)
-                idle_ms += 100
-                stopped = pb.current_status() == rs.playback_status.stopped
-                if (stopped and idle_ms >= 300) or idle_ms >= 5000:
-                    break
-                continue
-            idle_ms = 0
-            for fr in fs:
-                num = int(fr.get_frame_number())
-                vf = fr.as_video_frame()
-                arr = np.asanyarray(vf.get_data()).copy()
-                if fr.get_profile().stream_type() == rs.stream.depth:
-                    depths[num] = arr
-                    vp = vf.get_profile().as_video_stream_profile().get_intrinsics()
-                    meta[num] = ((vp.fx, vp.fy, vp.ppx, vp.ppy), fr.get_timestamp() / 1000.0)
-                else:
-                    colours[num] = arr
-            for num in sorted(set(depths) & set(colours)):
-                K, ts = meta.pop(num)
-                if num in emitted:  # delivered in real time before the pause, then again after seek(0)
-                    del depths[num], colours[num]
-                    continue
-                emitted.add(num)
-                out.append(Frame(frame_id=num, rgb=colours.pop(num), depth=depths.pop(num),
-                                 depth_scale_m=float(scale), timestamp_s=ts, labels=side.get(num),
-                                 intrinsics=K, meta={"source": str(path)}))
+    Uses the runtime's PlaybackSource (non-real-time, per-sensor callbacks into a blocking queue),
+    so tests and the runtime read recordings through one code path.
+    """
+    from dynmm_edge.io.realsense import PlaybackSource
+    out: List[Frame] = []
+    with PlaybackSource(path) as src:
+        for f in src:
+            out.append(f)
             if max_frames is not None and len(out) >= max_frames:
                 break
-    finally:
-        pipe.stop()
-    out.sort(key=lambda f: f.frame_id)
     return out

@@ -6,8 +6,11 @@ manager so the device or file is released even when the consumer stops early.
 """
 import threading
 import time
-from typing import Callable, Iterable, Iterator, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from urllib.parse import parse_qsl, unquote
 
+from dynmm_edge.errors import DataError
 from dynmm_edge.types import Frame
 
 
@@ -119,12 +122,6 @@ class FakeLiveSource(FrameSource):
 
 # ----------------------------------------------------------------------------------------------
 # URI parsing shared by open_source and open_sink
-
-from dataclasses import dataclass  # noqa: E402
-from typing import Any, Dict, Mapping  # noqa: E402
-from urllib.parse import parse_qsl, unquote, urlsplit  # noqa: E402
-
-from dynmm_edge.errors import DataError  # noqa: E402
 
 
 @dataclass(frozen=True)

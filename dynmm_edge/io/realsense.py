@@ -4,11 +4,13 @@ Depth units come from the device's depth sensor (get_depth_scale), never assumed
 D405 uses 0.1 mm). Filters run in librealsense's documented order, on EVERY frame (the temporal
 filter needs the full history, whether or not the gate later skips the depth encoder).
 """
+import atexit
 import queue
 import threading
 import time
+import weakref
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -263,6 +265,12 @@ def align_depth_to_color(depth: np.ndarray, depth_scale_m: float, depth_k, color
     return out
 
 
+def _close_weak(ref):
+    src = ref()
+    if src is not None:
+        src.close()
+
+
 class PlaybackSource(FrameSource):
     """.db3 (librealsense >= 2.58 recorder) or .bag recordings, not real-time: every frame once.
 
@@ -306,8 +314,15 @@ class PlaybackSource(FrameSource):
         self._queue = queue.Queue(maxsize=max(2, int(queue_size)))
         self._stopping = threading.Event()
         self._started = []
-        self._errors = []
         self._open()
+        # an unclosed source would leave librealsense's threads blocked on our queue at exit
+        atexit.register(_close_weak, weakref.ref(self))
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
 
     def _open(self):
         rs = self._rs
@@ -353,7 +368,7 @@ class PlaybackSource(FrameSource):
         except RuntimeError as exc:
             self._close()
             raise DataError(f"recording {self.path}: cannot start playback: {exc}") from exc
-        self._playback.resume()
+        self._resumed = False
 
     def _callback(self, is_depth):
         blocks = self._blocks if is_depth else []
@@ -378,6 +393,11 @@ class PlaybackSource(FrameSource):
 
     def _items(self):
         rs = self._rs
+        if not self._resumed:
+            # resume() reads ahead synchronously and blocks on our full queue until librealsense
+            # gives up (10 s), so it runs on a helper thread while this thread consumes
+            self._resumed = True
+            threading.Thread(target=self._playback.resume, name="rs-playback-resume", daemon=True).start()
         last = time.monotonic()
         while not self._closed:
             try:

@@ -9,7 +9,7 @@ import tempfile
 import time
 from collections import deque
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 

@@ -313,6 +313,11 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
             model.load_state_dict(state["model"])
         except RuntimeError as exc:
             raise CheckpointError(f"{out / STATE_FILE}: model does not match the run's preset: {exc}") from exc
+        saved = dict(state["config"])
+        for key in ("preset", "data", "seed", "batch_size", "init_from"):
+            if key in saved and saved[key] != getattr(cfg, key):
+                raise CheckpointError(f"{out / STATE_FILE}: cannot resume with {key}={getattr(cfg, key)!r}; "
+                                      f"the run was started with {key}={saved[key]!r}")
         start_epoch = int(state["epochs_done"])
         history = json.loads(state.get("history", "[]"))
     if state is not None and "class_weights" in state:

@@ -57,5 +57,5 @@ def test_db3_bad_inputs(tmp_path):
     with pytest.raises(DataError, match="size"):
         write_recording(tmp_path / "y.db3", [f, g])
     assert not (tmp_path / "y.db3").exists()
-    with pytest.raises(DataError, match="not found"):
+    with pytest.raises(DataError, match="missing.db3 does not exist"):
         read_recording(tmp_path / "missing.db3")

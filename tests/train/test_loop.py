@@ -68,6 +68,9 @@ def test_resume_continues_exactly(tmp_path):
             assert torch.equal(v, ob["state"][k][name]), (k, name)
     hist = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in hist] == [1, 2]
+    from dynmm_edge.errors import CheckpointError
+    with pytest.raises(CheckpointError, match="seed"):
+        train(_cfg(tmp_path / "b", resume=True, seed=5))
 
 
 def test_gate_only_retrofit_from_checkpoint_keeps_trunk(tmp_path):
