@@ -119,52 +119,7 @@ def check_symmetric(onnx_path) -> List[str]:
 
 
 # ------------------------------------------------------------------------------ precision spec
-def resolve_keys(keys: Sequence[str], manifest) -> Dict[str, List[str]]:
-    """Each key (branch name, kind, or 'all') -> the branch names it means; unknown key -> ManifestError."""
-    from dynmm_edge.manifest import BRANCH_KINDS
-    names = [b.name for b in manifest.branches]
-    out = {}
-    for key in keys:
-        if key in ("all", "*"):
-            out[key] = list(names)
-        elif key in names:
-            out[key] = [key]
-        elif key in BRANCH_KINDS:
-            found = [b.name for b in manifest.branches if b.kind == key]
-            if not found:
-                raise ManifestError(f"model {manifest.folder} has no '{key}' branch (branches: {names})")
-            out[key] = found
-        else:
-            raise ManifestError(f"unknown branch or kind {key!r} for model {manifest.folder}; "
-                                f"use one of the kinds {sorted(set(b.kind for b in manifest.branches))}, "
-                                f"'all', or a branch name {names}")
-    return out
-
-
-def parse_precision_spec(spec: Optional[str], manifest) -> Dict[str, str]:
-    """'gate=fp16,depth=int8' -> {branch: precision}. Keys: kind, branch name or 'all'; later entries win."""
-    from dynmm_edge.manifest import PRECISIONS
-    if spec is None or not str(spec).strip():
-        return {}
-    pairs = []
-    for part in str(spec).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "=" not in part:
-            raise ManifestError(f"precision spec {spec!r}: entry {part!r} must look like KEY=PRECISION "
-                                f"(e.g. depth=int8)")
-        key, value = (s.strip() for s in part.split("=", 1))
-        value = value.lower()
-        if value not in PRECISIONS:
-            raise ManifestError(f"precision spec {spec!r}: {value!r} for {key!r} is not one of {PRECISIONS}")
-        pairs.append((key, value))
-    targets = resolve_keys([k for k, _ in pairs], manifest)
-    result: Dict[str, str] = {}
-    for key, value in pairs:
-        for name in targets[key]:
-            result[name] = value
-    return result
+from dynmm_edge.manifest import parse_precision_spec, resolve_keys  # noqa: E402,F401  (shared with the runtime)
 
 
 def resolve_branches(spec, manifest) -> List[str]:

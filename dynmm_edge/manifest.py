@@ -8,7 +8,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from dynmm_edge.backends.base import TensorSpec
 from dynmm_edge.errors import ManifestError
@@ -268,6 +268,52 @@ def _check_graph(m: Manifest) -> None:
                     raise ManifestError(f"manifest.json: path {k}: branch '{s}' needs tensor '{t.name}' "
                                         f"that no earlier branch produces")
             available |= {t.name for t in b.outputs}
+
+
+def resolve_keys(keys: Sequence[str], manifest) -> Dict[str, List[str]]:
+    """Each key (branch name, kind, or 'all') -> the branch names it means; unknown key -> ManifestError."""
+    names = [b.name for b in manifest.branches]
+    out = {}
+    for key in keys:
+        if key in ("all", "*"):
+            out[key] = list(names)
+        elif key in names:
+            out[key] = [key]
+        elif key in BRANCH_KINDS:
+            found = [b.name for b in manifest.branches if b.kind == key]
+            if not found:
+                raise ManifestError(f"model {manifest.folder} has no '{key}' branch (branches: {names})")
+            out[key] = found
+        else:
+            raise ManifestError(f"unknown branch or kind {key!r} for model {manifest.folder}; "
+                                f"use one of the kinds {sorted(set(b.kind for b in manifest.branches))}, "
+                                f"'all', or a branch name {names}")
+    return out
+
+
+def parse_precision_spec(spec: Optional[str], manifest) -> Dict[str, str]:
+    """'gate=fp16,depth=int8' -> {branch: precision}. Keys: kind, branch name or 'all'; later entries win."""
+    if spec is None or not str(spec).strip():
+        return {}
+    pairs = []
+    for part in str(spec).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "=" not in part:
+            raise ManifestError(f"precision spec {spec!r}: entry {part!r} must look like KEY=PRECISION "
+                                f"(e.g. depth=int8)")
+        key, value = (s.strip() for s in part.split("=", 1))
+        value = value.lower()
+        if value not in PRECISIONS:
+            raise ManifestError(f"precision spec {spec!r}: {value!r} for {key!r} is not one of {PRECISIONS}")
+        pairs.append((key, value))
+    targets = resolve_keys([k for k, _ in pairs], manifest)
+    result: Dict[str, str] = {}
+    for key, value in pairs:
+        for name in targets[key]:
+            result[name] = value
+    return result
 
 
 def load_manifest(folder, verify_hashes: bool = True) -> Manifest:

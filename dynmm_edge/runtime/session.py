@@ -13,7 +13,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from dynmm_edge.errors import DynMMError, ManifestError
-from dynmm_edge.manifest import Manifest, load_manifest, sha256_file
+from dynmm_edge.manifest import PRECISIONS, Manifest, load_manifest, parse_precision_spec, sha256_file
 from dynmm_edge.runtime.policy import GatePolicy, make_policy
 from dynmm_edge.types import Frame, Result
 
@@ -21,36 +21,14 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
 def parse_precision(spec: Union[str, Mapping[str, str], None], manifest: Manifest) -> Dict[str, str]:
-    """'fp16' (all) or 'gate=fp16,depth=int8,trunk=fp16' (kinds or branch names) -> branch -> precision.
-
-    None keeps each branch's precision from the manifest.
-    """
+    """Branch -> precision: the manifest's choice, overridden by a spec such as 'fp16' (every branch)
+    or 'gate=fp16,depth=int8,trunk=fp16' (kinds, branch names or 'all'; later entries win)."""
     out = {b.name: b.precision for b in manifest.branches}
-    if spec is None or spec == "":
-        return out
-    items = spec.items() if isinstance(spec, Mapping) else None
-    if items is None:
-        if "=" not in spec:
-            return {b.name: spec.strip() for b in manifest.branches}
-        items = []
-        for part in spec.split(","):
-            key, sep, val = part.partition("=")
-            if not sep:
-                raise DynMMError(f"precision spec {spec!r}: '{part}' is not KEY=PRECISION")
-            items.append((key.strip(), val.strip()))
-    kinds = {b.kind for b in manifest.branches}
-    for key, val in items:
-        if val not in ("fp32", "fp16", "int8"):
-            raise DynMMError(f"precision spec: {val!r} is not fp32, fp16 or int8")
-        if key in kinds:
-            for b in manifest.branches:
-                if b.kind == key:
-                    out[b.name] = val
-        elif key in out:
-            out[key] = val
-        else:
-            raise DynMMError(f"precision spec: {key!r} is neither a branch kind {sorted(kinds)} "
-                             f"nor a branch name {sorted(out)}")
+    if isinstance(spec, Mapping):
+        spec = ",".join(f"{k}={v}" for k, v in spec.items())
+    if spec and "=" not in spec and spec.strip().lower() in PRECISIONS:
+        spec = f"all={spec.strip()}"
+    out.update(parse_precision_spec(spec, manifest))
     return out
 
 

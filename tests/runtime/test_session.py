@@ -127,9 +127,10 @@ def test_unknown_path_and_precision_errors(session, rgbd_frame, tiny_export):
     assert parse_precision("depth=int8", m)["depth3"] == "int8"
     assert parse_precision("depth=int8", m)["trunk"] == "fp32"
     assert set(parse_precision("fp16", m).values()) == {"fp16"}
-    with pytest.raises(DynMMError, match="neither a branch kind"):
+    assert parse_precision({"depth": "int8", "depth3": "fp32"}, m)["depth3"] == "fp32"
+    with pytest.raises(DynMMError, match="unknown branch or kind 'decoder'"):
         parse_precision("decoder=fp16", m)
-    with pytest.raises(DynMMError, match="not fp32, fp16 or int8"):
+    with pytest.raises(DynMMError, match="'int4' for 'depth' is not one of"):
         parse_precision("depth=int4", m)
 
 
