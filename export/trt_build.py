@@ -21,6 +21,7 @@ from typing import Any, Dict, Optional, Tuple
 from dynmm_edge._lazy import require
 from dynmm_edge.atomic import write_bytes, write_json
 from dynmm_edge.errors import BackendError, MissingDependency
+from dynmm_edge.manifest import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ def build_engine(onnx_path, precision: str = "fp32", *, trt_module=None, workspa
     if not rebuild and engine_path.is_file() and sidecar_path(engine_path).is_file():
         try:
             side = json.loads(sidecar_path(engine_path).read_text())
-            if side.get("key") == key and side.get("engine_sha256") == _sha256_file(engine_path):
+            if side.get("key") == key and side.get("engine_sha256") == sha256_file(engine_path):
                 return engine_path
         except (ValueError, OSError):
             pass  # unreadable sidecar: rebuild
@@ -309,14 +310,6 @@ def build_engine(onnx_path, precision: str = "fp32", *, trt_module=None, workspa
 
 def config_has_calibrator(config) -> bool:
     return getattr(config, "int8_calibrator", None) is not None
-
-
-def _sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_sidecar(engine_path) -> Optional[Dict[str, Any]]:

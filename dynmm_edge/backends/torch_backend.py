@@ -26,7 +26,6 @@ class TorchRunner(Runner):
         return out if isinstance(out, tuple) else (out,)
 
     def _cast(self, x):
-        torch = require("torch")
         return x.to(self.dtype) if x.is_floating_point() else x
 
     def activate_impl(self) -> None:

@@ -269,18 +269,6 @@ class PngSink(Sink):
             write_bytes(self.directory / f"{stem}_overlay.png", buf.tobytes())
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
-
-
 class JsonlSink(Sink):
     """One JSON object per frame (frame_id, path, branches_run, times_ms, depth_macs), flushed per
     line so `tail -f` and a crash both see every finished frame. ?gate_probs=1 adds the gate output."""
@@ -301,7 +289,7 @@ class JsonlSink(Sink):
                "times_ms": {k: float(v) for k, v in result.times_ms.items()},
                "depth_macs": float(result.depth_macs)}
         if self.gate_probs and result.gate_probs is not None:
-            rec["gate_probs"] = _jsonable(np.asarray(result.gate_probs, dtype=np.float64))
+            rec["gate_probs"] = np.asarray(result.gate_probs, dtype=np.float64).tolist()
         self._fh.write(json.dumps(rec, allow_nan=False) + "\n")
         self._fh.flush()
 

@@ -6,7 +6,7 @@ tensors only, so torch.load(weights_only=True) reads it. The model describes its
 is needed to rebuild it.
 """
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Tuple
 
 import torch
 

@@ -1,7 +1,6 @@
 """`dynmm-edge demo` and the CLI surface."""
 import json
 
-import numpy as np
 import pytest
 
 

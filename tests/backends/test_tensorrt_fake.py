@@ -2,10 +2,8 @@
 
 The fake engine runs the parsed ONNX with onnxruntime through raw pointers, so outputs are real.
 """
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,14 +22,11 @@ VERSIONS = ["8.5.3", "10.3.0", "11.4.0"]
 GPU = {"name": "Fake Orin", "compute_capability": "8.7"}
 
 
+from tests.fakes import fake_tensorrt  # noqa: E402
+
+
 def _fakes():
-    if "fake_tensorrt" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "fake_tensorrt", Path(__file__).resolve().parents[1] / "fakes" / "fake_tensorrt.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["fake_tensorrt"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["fake_tensorrt"]
+    return fake_tensorrt
 
 
 def _ref(onnx_path, feeds):

@@ -2,9 +2,6 @@
 
 Skipped with the reason from trt_available() wherever tensorrt or a CUDA device is missing.
 """
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,14 +12,11 @@ OK, WHY = trt_available()
 pytestmark = [pytest.mark.trt, pytest.mark.gpu, pytest.mark.skipif(not OK, reason=WHY)]
 
 
-def _fakes():  # only for make_tiny_onnx; the TensorRT used below is the real one
-    if "fake_tensorrt" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "fake_tensorrt", Path(__file__).resolve().parents[1] / "fakes" / "fake_tensorrt.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["fake_tensorrt"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["fake_tensorrt"]
+from tests.fakes import fake_tensorrt  # noqa: E402
+
+
+def _fakes():
+    return fake_tensorrt
 
 
 def _branch(model_dir, name, fname, ins, outs, cin, cout, precision="fp32"):

@@ -1,8 +1,5 @@
 """Legacy TensorRT calibration cache: format, version numbers, errors, and the calibrator adapter."""
-import importlib.util
 import struct
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,14 +9,11 @@ from dynmm_edge.calibration import trt_cache as tc
 from dynmm_edge.errors import BackendError, DataError
 
 
+from tests.fakes import fake_tensorrt  # noqa: E402
+
+
 def _fakes():
-    if "fake_tensorrt" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "fake_tensorrt", Path(__file__).resolve().parents[1] / "fakes" / "fake_tensorrt.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["fake_tensorrt"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["fake_tensorrt"]
+    return fake_tensorrt
 
 
 @pytest.mark.parametrize("version,number", [("8.5.2", 8502), ("8.6.1", 8601), ("8.5.10", 8510),

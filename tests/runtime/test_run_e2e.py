@@ -10,10 +10,7 @@ cv2 = pytest.importorskip("cv2")
 
 
 def _recording(tmp_path, n=8):
-    try:
-        import pyrealsense2  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"pyrealsense2 unavailable: {exc}")
+    pytest.importorskip("pyrealsense2", reason="pyrealsense2 (or its libusb) unavailable")
     from dynmm_edge.data.recording import write_recording
     from dynmm_edge.data.synthetic import SynthConfig, SyntheticWorld
     world = SyntheticWorld(SynthConfig(width=96, height=80, hard_fraction=0.5, seed=5))
