@@ -48,6 +48,9 @@ def run(args) -> int:
     from dynmm_edge.runtime.session import open_session
 
     biases = [float(b) for b in args.bias.split(",") if b.strip()]
+    # open the model first: a bad model name should fail before frames are loaded
+    session = open_session(args.model, backend=args.backend, precision=args.precision,
+                           backend_opts=backend_options(args))
     with open_source(args.source) as src:
         frames = []
         for f in src:
@@ -59,8 +62,6 @@ def run(args) -> int:
         return 1
     meter = discover(args.power)
     print(f"benchmarking on {len(frames)} frames; power meter: {meter.describe()['kind'] if meter else 'none'}")
-    session = open_session(args.model, backend=args.backend, precision=args.precision,
-                           backend_opts=backend_options(args))
     try:
         with session:
             report = run_bench(session, frames, modes=mode_policies(biases), warmup=args.warmup, block=args.block,

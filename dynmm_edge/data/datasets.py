@@ -10,7 +10,7 @@ PNG IO goes through OpenCV (imported lazily; MissingDependency names the package
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Optional
 
 import numpy as np
 

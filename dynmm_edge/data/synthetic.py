@@ -17,7 +17,7 @@ Everything is deterministic in (seed, frame index). World: x right, y up, z forw
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np

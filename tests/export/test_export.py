@@ -21,6 +21,19 @@ def _inputs(m, seed=1):
     return (torch.randn(1, 3, m.height, m.width, generator=g), torch.randn(1, 1, m.height, m.width, generator=g))
 
 
+def _assert_same_labels(labels, ref_logits, what, tie=1e-4):
+    """Labels equal the eager argmax on every pixel whose top-2 logit margin exceeds float noise.
+
+    Random-weight models have near-ties (margin ~1e-6) that FP32 reassociation may flip; trained
+    models have none (the shipped demo model is checked for 100% in test_demo_model.py).
+    """
+    top2 = np.sort(ref_logits, axis=0)[-2:]
+    decided = (top2[1] - top2[0]) > tie
+    same = labels == ref_logits.argmax(0)
+    assert same[decided].all(), f"{what}: {(~same[decided]).sum()} decided pixels differ"
+    assert decided.mean() > 0.99, f"{what}: too many near-ties to compare"
+
+
 def _check_all_paths(net, manifest, backend="ort", tol=1e-4, **opts):
     rgb, depth = _inputs(manifest)
     with Session(manifest, make_backend(backend, **opts)) as s:
@@ -30,7 +43,7 @@ def _check_all_paths(net, manifest, backend="ort", tol=1e-4, **opts):
                 ref = net(rgb, depth, path=k)
             assert path == k
             assert np.abs(out["logits"] - ref.numpy()).max() < tol, f"path {k}"
-            assert np.array_equal(out["labels"][0], ref.argmax(1)[0].numpy().astype(np.int32)), f"path {k}"
+            _assert_same_labels(out["labels"][0], ref[0].numpy(), f"path {k}")
             depth_run = [b for b in ran if b.startswith("depth")]
             assert len(depth_run) == (k if net.config.gate == "raw" else max(k - 1, 0))
 
