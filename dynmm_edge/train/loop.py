@@ -44,6 +44,7 @@ class TrainConfig:
     epochs_gate: gate-only epochs after stage II (trunk frozen, per-path losses computed once).
     stage1_end_prob: share of stage-I samples given path 0 or the full path (split evenly);
     0 = uniform over all paths. The gate mostly ends up choosing the two ends, so they deserve more.
+    gate_frame_loss: per-frame target of the gate stage ('class_mean' matches mIoU, see frame_losses).
     stop_after: end this invocation after that many epochs (time-sliced/preemptible jobs; continue
     with resume=True); 0 = run to the end. max_batches: cap batches per epoch (smoke tests).
     """
@@ -66,6 +67,7 @@ class TrainConfig:
     temp_end: float = 1e-3
     gumbel: bool = False
     stage1_end_prob: float = 0.0
+    gate_frame_loss: str = "class_mean"
     class_weighting: bool = True
     augment: bool = True
     seed: int = 0
@@ -88,6 +90,8 @@ class TrainConfig:
             raise ValueError("TrainConfig.batch_size must be >= 1")
         if not 0.0 <= self.budget <= 1.0:
             raise ValueError(f"TrainConfig.budget={self.budget}: a fraction of full-depth MACs in [0, 1]")
+        if self.gate_frame_loss not in ("class_mean", "pixel_mean"):
+            raise ValueError(f"TrainConfig.gate_frame_loss={self.gate_frame_loss!r}: 'class_mean' or 'pixel_mean'")
         if not 0.0 <= self.stage1_end_prob <= 1.0:
             raise ValueError("TrainConfig.stage1_end_prob must be in [0, 1]")
         if self.lr <= 0 or self.gate_lr <= 0:
@@ -149,7 +153,10 @@ def build_model_and_meta(cfg: TrainConfig):
     classes = list(meta.get("classes") or (S.CLASS_NAMES if mc.num_classes == len(S.CLASS_NAMES)
                                             else [f"class{i}" for i in range(mc.num_classes)]))
     palette = meta.get("palette") or [list(c) for c in S.PALETTE][:mc.num_classes]
-    return model, {"classes": classes, "palette": [list(map(int, c)) for c in palette], "preprocess": pre}
+    out = {"classes": classes, "palette": [list(map(int, c)) for c in palette], "preprocess": pre}
+    if isinstance(meta.get("train"), dict) and meta["train"]:
+        out["parent_train"] = dict(meta["train"])  # provenance of the --init-from checkpoint
+    return model, out
 
 
 class _TrainStep(nn.Module):
@@ -255,6 +262,29 @@ def load_state(path) -> dict:
     return state
 
 
+def frame_losses(logits, labels, class_w, mode: str = "class_mean") -> torch.Tensor:
+    """Per-frame loss [B] used as the gate-stage target.
+
+    'pixel_mean': weighted CE averaged over labelled pixels. 'class_mean': the CE of each class
+    present in the frame averaged over its pixels, then over the classes: a small object the RGB
+    cannot separate (camouflage) then counts as much as the floor, as it does in mIoU.
+    """
+    ce = F.cross_entropy(logits, labels, weight=class_w, ignore_index=255, reduction="none")
+    valid = labels != 255
+    if mode == "pixel_mean":
+        v = valid.float()
+        return (ce * v).sum((1, 2)) / v.sum((1, 2)).clamp_min(1)
+    nc = logits.shape[1]
+    b = labels.shape[0]
+    lab = torch.where(valid, labels, torch.zeros_like(labels)).reshape(b, -1)
+    w = valid.reshape(b, -1).float()
+    sums = torch.zeros(b, nc).scatter_add_(1, lab, ce.reshape(b, -1) * w)
+    counts = torch.zeros(b, nc).scatter_add_(1, lab, w)
+    present = counts > 0
+    per_class = sums / counts.clamp_min(1)
+    return (per_class * present).sum(1) / present.sum(1).clamp_min(1)
+
+
 def _per_path_losses(model, dataset, cfg: TrainConfig, class_w, info: DistInfo) -> torch.Tensor:
     """[N, P] mean CE of each training frame under each path (trunk frozen, eval mode, no augmentation).
 
@@ -273,11 +303,8 @@ def _per_path_losses(model, dataset, cfg: TrainConfig, class_w, info: DistInfo) 
                 b = collate(items)
                 for j, path in enumerate(model.paths):
                     logits = model(b["rgb"], b["depth"], path=path)
-                    ce = F.cross_entropy(logits, b["labels"], weight=class_w, ignore_index=255,
-                                         reduction="none")
-                    valid = (b["labels"] != 255).float()
-                    per = (ce * valid).sum((1, 2)) / valid.sum((1, 2)).clamp_min(1)
-                    out[torch.tensor(b["index"]), j] = per
+                    out[torch.tensor(b["index"]), j] = frame_losses(logits, b["labels"], class_w,
+                                                                    cfg.gate_frame_loss)
     finally:
         dataset.augment = aug
     return all_reduce_sum_tensor(out, info)
@@ -483,6 +510,9 @@ def save_final(path, model, meta, cfg: TrainConfig, history, wall_s: float):
         "machine": f"{platform.machine()} {platform.processor() or ''} threads={cfg.threads}".strip(),
         "metrics": history[-6:],
     }
+    if meta.get("parent_train"):
+        training["init_from"] = cfg.init_from
+        training["parent"] = meta["parent_train"]
     full_meta = {"classes": list(meta["classes"]), "palette": meta["palette"],
                  "preprocess": meta["preprocess"].to_dict(), "train": training}
     checkpoints.save_checkpoint(path, model, full_meta)

@@ -72,6 +72,7 @@ def test_demo_preset_all_paths(tmp_path):
     net, meta = _small("demo")
     m = export_model((net, meta), tmp_path / "demo")
     _check_all_paths(net, m, "ort")
+    _check_all_paths(net, m, "torch")
 
 
 def test_r34_nbt1d_all_paths(tmp_path):
@@ -80,6 +81,7 @@ def test_r34_nbt1d_all_paths(tmp_path):
                        decoder_channels=(32, 16, 16), decoder_blocks=(1, 1, 1))
     m = export_model((net, meta), tmp_path / "r34")
     _check_all_paths(net, m, "ort")
+    _check_all_paths(net, m, "torch")
 
 
 def test_stem_gate_r50_all_paths(tmp_path):

@@ -110,3 +110,17 @@ def test_pack_checkpoint_half_size_same_predictions(tmp_path):
     with torch.no_grad():
         a, b = net.eval()(*x, path=5), m16(*x, path=5)
     assert torch.allclose(a, b, atol=5e-2)
+
+
+def test_frame_losses_class_mean_vs_pixel_mean():
+    from dynmm_edge.train.loop import frame_losses
+
+    logits = torch.zeros(1, 3, 2, 2)
+    logits[0, 0] = 5.0  # predicts class 0 everywhere
+    labels = torch.tensor([[[0, 0], [0, 1]]])
+    good = math.log(1 + 2 * math.exp(-5.0))
+    bad = good + 5.0
+    assert float(frame_losses(logits, labels, None, "pixel_mean")) == pytest.approx((3 * good + bad) / 4, rel=1e-4)
+    assert float(frame_losses(logits, labels, None, "class_mean")) == pytest.approx((good + bad) / 2, rel=1e-4)
+    labels_void = torch.full((1, 2, 2), 255)
+    assert float(frame_losses(logits, labels_void, None, "class_mean")) == 0.0
