@@ -20,8 +20,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from dynmm_edge.export.exporter import export_model
-    from dynmm_edge.runtime.session import ASSETS
-    spec = str(ASSETS / "demo.pt") if args.model == "demo" else args.model
+    from dynmm_edge.runtime.session import DEMO_MODEL
+    spec = str(DEMO_MODEL / "model.pt") if args.model == "demo" else args.model
     m = export_model(spec, args.out, height=args.height, width=args.width, opset=args.opset,
                      dynamic_batch=args.dynamic_batch, force=args.force, fp16=args.fp16,
                      progress=lambda msg: print(f"  {msg}"))

@@ -26,7 +26,8 @@ class Frame:
 class Result:
     """What the Session returns for one frame.
 
-    labels: int HxW at the model's input size. path: number of depth segments run.
+    labels: int HxW at the model's input size. path: number of depth segments run
+    (depth_fraction of the full path's depth-encoder MACs).
     times_ms: per-branch and 'preprocess', 'total' times. branches_run: names in execution order.
     """
     frame_id: int
@@ -36,5 +37,6 @@ class Result:
     branches_run: Tuple[str, ...]
     gate_probs: Optional[np.ndarray] = None
     depth_macs: float = 0.0
+    depth_fraction: float = 1.0  # depth MACs run / depth MACs of the full path
     frame: Optional[Frame] = None
     logits: Optional[np.ndarray] = None

@@ -72,11 +72,17 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
     if out_dir.exists() and not force:
         if any(out_dir.iterdir()):
             raise DynMMError(f"{out_dir} already exists and is not empty: pass --force to replace it")
+    source_file = None
     if isinstance(spec, tuple):
         net, meta = spec
     else:
         net, meta = load_model(str(spec))
-    net = resize_model(net.eval(), height, width)
+        if Path(str(spec)).is_file() and "import" not in meta:
+            source_file = Path(str(spec))  # our own format: ship its bytes (keeps e.g. fp16 packing)
+    resized = resize_model(net.eval(), height, width)
+    if resized is not net:
+        source_file = None
+    net = resized
     cfg = net.config
     say = progress or (lambda msg: None)
 
@@ -85,6 +91,9 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
     costs = exported_costs(net)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the model folder gets the usual permissions
     try:
         entries = []
         for b in branches:
@@ -110,7 +119,10 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
         preprocess.update(height=cfg.height, width=cfg.width)
         meta = {**meta, "preprocess": preprocess}
         say("saving checkpoint copy for the PyTorch backend")
-        save_checkpoint(tmp / "model.pt", net, meta)
+        if source_file is not None:
+            shutil.copyfile(source_file, tmp / "model.pt")
+        else:
+            save_checkpoint(tmp / "model.pt", net, meta)
         palette = [list(map(int, c)) for c in meta["palette"]]
         # an imported static ESANet has no trained gate: run it as "always full depth" by default
         gate_trained = bool(meta.get("gate_trained", meta.get("train", {}).get("gate_trained", True)))

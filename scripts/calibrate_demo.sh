@@ -2,11 +2,11 @@
 # Must-show for INT8 calibration: export the trained demo model, calibrate its depth segments to
 # INT8 on synthetic frames, and evaluate on a HELD-OUT synthetic set (another world seed than
 # training and calibration). Writes docs/results/calibration_report.{json,md}.
-# Usage: scripts/calibrate_demo.sh [CHECKPOINT] (default dynmm_edge/assets/demo.pt)
+# Usage: scripts/calibrate_demo.sh [CHECKPOINT] (default dynmm_edge/assets/demo_model/model.pt)
 # Env: METHOD (minmax|entropy|percentile, default percentile), CAL_FRAMES (128), EVAL_FRAMES (160), WORK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CKPT="${1:-dynmm_edge/assets/demo.pt}"
+CKPT="${1:-dynmm_edge/assets/demo_model/model.pt}"
 METHOD="${METHOD:-percentile}"
 CAL_FRAMES="${CAL_FRAMES:-128}"
 EVAL_FRAMES="${EVAL_FRAMES:-160}"

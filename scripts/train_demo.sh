@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Trains the 'demo' checkpoint shipped as dynmm_edge/assets/demo.pt and evaluates it on a held-out
+# Trains the 'demo' checkpoint shipped as dynmm_edge/assets/demo_model/model.pt and evaluates it on a held-out
 # synthetic test set (seed 4242, never used in training). Results and timings: docs/TRAINING.md.
 # Exactly the commands that produced the shipped checkpoint (seed 0, torch threads 2, CPU).
 set -euo pipefail
-OUT=${OUT:-/tmp/demo_run}
-GATE_OUT=${GATE_OUT:-/tmp/demo_gate2}
+OUT=${OUT:-/tmp/demo_run2}
+GATE_OUT=${GATE_OUT:-/tmp/demo_gate_run2}
 cd "$(dirname "$0")/.."
 
 # 1) stage I (random depth prefix per sample) + stage II (gate joint, straight-through, resource
@@ -27,9 +27,9 @@ time dynmm-edge train --init-from "$OUT/final.pt" \
   --seed 0 --threads 2 --no-progress --out "$GATE_OUT"
 
 # 3) ship: float16 weights (3.3 MB, loads as float32), then evaluate on the held-out test set
-python -c "from dynmm_edge.train.loop import pack_checkpoint; pack_checkpoint('$GATE_OUT/final.pt', 'dynmm_edge/assets/demo.pt')"
-chmod 644 dynmm_edge/assets/demo.pt
-dynmm-edge eval dynmm_edge/assets/demo.pt \
+python -c "from dynmm_edge.train.loop import pack_checkpoint; pack_checkpoint('$GATE_OUT/final.pt', '$OUT/demo.pt')"
+# the shipped model folder: branch ONNX + manifest + this checkpoint (model.pt) for the PyTorch backend
+dynmm-edge export "$OUT/demo.pt" -o dynmm_edge/assets/demo_model --force
+dynmm-edge eval dynmm_edge/assets/demo_model/model.pt \
   --data 'synthetic://?frames=400&hard_fraction=0.3&seed=4242' \
   --json docs/results/demo_eval.json --png docs/results/demo_sweep.png --sweep=-3,-2,-1,0,1,2,3 --threads 2
-chmod 644 docs/results/demo_eval.json docs/results/demo_sweep.png  # atomic writes come out 0600 (mkstemp)

@@ -84,22 +84,19 @@ class _Renderer:
         self.hud = hud
         self._times = deque(maxlen=30)
         self.frames = 0
-        self.partial_depth = 0
-        self.max_path = 0
+        self.depth_fraction_sum = 0.0
 
     def hud_lines(self, result: Result) -> List[str]:
         now = time.perf_counter()
         self._times.append(now)
         fps = (len(self._times) - 1) / (self._times[-1] - self._times[0]) if len(self._times) > 1 and self._times[-1] > self._times[0] else 0.0
         self.frames += 1
-        self.max_path = max(self.max_path, int(result.path))
-        if int(result.path) < self.max_path:
-            self.partial_depth += 1
-        share = 100.0 * self.partial_depth / self.frames
+        self.depth_fraction_sum += float(result.depth_fraction)
+        share = 100.0 * (1.0 - self.depth_fraction_sum / self.frames)
         total = result.times_ms.get("total")
         lines = [f"FPS {fps:5.1f}" + (f"  total {total:.1f} ms" if total is not None else ""),
                  f"frame {result.frame_id}  path {result.path}  depth {result.depth_macs / 1e9:.2f} GMAC",
-                 f"depth skipped: {share:4.1f}% of frames"]
+                 f"depth compute skipped: {share:4.1f}%"]
         return lines
 
     def render(self, result: Result) -> np.ndarray:

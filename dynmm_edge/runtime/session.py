@@ -18,6 +18,7 @@ from dynmm_edge.runtime.policy import GatePolicy, make_policy
 from dynmm_edge.types import Frame, Result
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEMO_MODEL = ASSETS / "demo_model"  # trained by scripts/train_demo.sh; model.pt is its checkpoint
 
 
 def parse_precision(spec: Union[str, Mapping[str, str], None], manifest: Manifest) -> Dict[str, str]:
@@ -165,7 +166,8 @@ class Session:
             probs = e / e.sum()
         result = Result(frame_id=frame.frame_id, labels=outputs["labels"][0], path=int(path), times_ms=times,
                         branches_run=tuple(ran), gate_probs=probs,
-                        depth_macs=self.manifest.depth_macs(path), frame=frame)
+                        depth_macs=self.manifest.depth_macs(path),
+                        depth_fraction=self.depth_cost[self.manifest.path_values.index(path)], frame=frame)
         if return_logits:
             result.logits = outputs["logits"]
         self.frames += 1
@@ -203,13 +205,9 @@ def resolve_model(model: Union[str, Path], progress=None) -> Path:
     """
     model = str(model)
     if model == "demo":
-        shipped = ASSETS / "demo_model"
-        if (shipped / "manifest.json").is_file():
-            return shipped
-        ckpt = ASSETS / "demo.pt"
-        if not ckpt.is_file():
-            raise DynMMError("the demo model is not shipped in this installation (dynmm_edge/assets)")
-        model = str(ckpt)
+        if not (DEMO_MODEL / "manifest.json").is_file():
+            raise DynMMError(f"the demo model is not shipped in this installation ({DEMO_MODEL})")
+        return DEMO_MODEL
     p = Path(model)
     if p.is_dir():
         if not (p / "manifest.json").is_file():

@@ -36,24 +36,8 @@ def depth_macs_per_path(model) -> List[float]:
     """Depth-encoder MACs of each path in model.paths order (from dynmm_edge.model.costs)."""
     from dynmm_edge.model import costs
 
-    raw = costs.depth_path_macs(model, model.config.height, model.config.width) \
-        if _takes_size(costs.depth_path_macs) else costs.depth_path_macs(model)
-    if isinstance(raw, dict):
-        return [float(raw[k] if k in raw else raw[str(k)]) for k in model.paths]
-    vals = [float(v) for v in raw]
-    if len(vals) == len(model.paths):
-        return vals
-    # a list indexed by path number 0..5 while the model's paths start at 1 (stem gate)
-    return [vals[k] for k in model.paths]
-
-
-def _takes_size(fn) -> bool:
-    import inspect
-
-    try:
-        return len(inspect.signature(fn).parameters) >= 3
-    except (TypeError, ValueError):
-        return False
+    raw = costs.depth_path_macs(model)
+    return [float(raw[k]) for k in model.paths]
 
 
 # ----------------------------------------------------------------------------- metrics

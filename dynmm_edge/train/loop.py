@@ -8,15 +8,13 @@ step. A checkpoint after every epoch (state.pt, written atomically: model + opti
 + history) is therefore enough for --resume to continue exactly.
 """
 import json
-import os
 import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -176,3 +176,14 @@ def test_display_sink_renders_overlay_hud_and_stops_on_q():
     assert (img[:20, :100] != img[-1, -1]).any()  # the HUD is drawn
     # bottom-right pixel (outside the HUD box): label 0 -> red (255,0,0) blended 50% over grey 100, in BGR
     assert tuple(img[-1, -1]) == (50, 50, 178)
+
+
+def test_hud_reports_share_of_depth_compute_skipped():
+    from dynmm_edge.io.sinks import _Renderer
+    from dynmm_edge.types import Result
+    r = _Renderer(None, None, 0.5, hud=True)
+    lines = [r.hud_lines(Result(i, np.zeros((4, 4), np.int32), p, {"total": 5.0}, (), depth_fraction=f))
+             for i, (p, f) in enumerate([(2, 0.4), (5, 1.0)])]
+    assert lines[0][2] == "depth compute skipped: 60.0%"
+    assert lines[1][2] == "depth compute skipped: 30.0%"
+    assert "path 5" in lines[1][1]

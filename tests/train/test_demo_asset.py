@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ASSET = ROOT / "dynmm_edge" / "assets" / "demo.pt"
+ASSET = ROOT / "dynmm_edge" / "assets" / "demo_model" / "model.pt"
 EVAL = ROOT / "docs" / "results" / "demo_eval.json"
 
 

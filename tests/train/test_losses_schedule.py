@@ -53,7 +53,7 @@ def test_segmentation_loss_all_void_is_zero():
     logits = torch.randn(1, 3, 4, 4, requires_grad=True)
     labels = torch.full((1, 4, 4), 255, dtype=torch.long)
     loss = L.segmentation_loss(logits, labels)
-    assert float(loss) == 0.0 and torch.isfinite(loss)
+    assert loss.item() == 0.0 and bool(torch.isfinite(loss))
 
 
 def test_temperature_schedule_endpoints_and_monotone():
