@@ -113,3 +113,4 @@ def add_fp16_variants(folder, branches=None, progress=None):
             f.unlink(missing_ok=True)
         raise
     return load_manifest(folder)
+

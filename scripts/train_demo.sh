@@ -3,8 +3,8 @@
 # synthetic test set (seed 4242, never used in training). Results and timings: docs/TRAINING.md.
 # Exactly the commands that produced the shipped checkpoint (seed 0, torch threads 2, CPU).
 set -euo pipefail
-OUT=${OUT:-/tmp/demo_run2}
-GATE_OUT=${GATE_OUT:-/tmp/demo_gate_run2}
+OUT=${OUT:-/tmp/demo_run3}
+GATE_OUT=${GATE_OUT:-/tmp/demo_gate_run3}
 cd "$(dirname "$0")/.."
 
 # 1) stage I (random depth prefix per sample) + stage II (gate joint, straight-through, resource

@@ -28,7 +28,8 @@ class RawGate(nn.Module):
         self.fc = nn.Conv2d(channels[1], num_paths, 1)
 
     def forward(self, rgb, depth):
-        x = self.pool(torch.cat([rgb, depth], dim=1))
+        # pool each input first: concatenating at full resolution costs more than the convs
+        x = torch.cat([self.pool(rgb), self.pool(depth)], dim=1)
         x = self.conv2(self.conv1(x))
         return self.fc(x.mean(dim=(2, 3), keepdim=True)).flatten(1)
 

@@ -15,7 +15,9 @@ def test_demo_checkpoint_loads_with_provenance():
     from dynmm_edge.model.checkpoints import load_model
     from dynmm_edge.model.presets import get_preset
 
-    assert ASSET.stat().st_size < 5_000_000
+    # 6.3 M parameters stored as float16. Width 0.25 would be 3.3 MB, but there per-op overhead made
+    # ONNX Runtime CPU time track MACs badly (57 % of the ideal saving realised; 90 % at width 0.5).
+    assert ASSET.stat().st_size < 15_000_000
     model, meta = load_model(ASSET)
     assert model.config == get_preset("demo")
     assert len(meta["classes"]) == model.config.num_classes
