@@ -128,7 +128,7 @@ class BudgetPolicy(GatePolicy):
     or, with target_ms, a target mean latency. Adapts slowly (gain per frame) so it does not oscillate.
     """
 
-    def __init__(self, target: float, metric: str = "cost", gain: float = 0.1, window: int = 30):
+    def __init__(self, target: float, metric: str = "cost", gain: float = 0.5, window: int = 30):
         if metric not in ("cost", "ms"):
             raise DynMMError(f"budget policy metric must be 'cost' or 'ms', got {metric!r}")
         if metric == "cost" and not 0.0 <= target <= 1.0:

@@ -164,7 +164,7 @@ def test_budget_controller_reaches_target_cost():
         p = pol.decide(logits)
         costs.append(COST[PATHS.index(p)])
         pol.observe(Result(i, np.zeros((1, 1)), p, {"total": 1.0}, ()))
-    assert np.mean(costs[:20]) > 0.6
+    assert np.mean(costs[:5]) > 0.6  # before the controller has acted, the gate picks deep paths
     assert abs(np.mean(costs[-200:]) - 0.4) < 0.1
     assert pol.bias > 0
 
