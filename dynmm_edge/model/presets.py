@@ -36,7 +36,7 @@ PRESETS: Dict[str, ModelConfig] = {
     # Zero-padded learned upsampling (ESANet's released choice) avoids Pad ops and re-layouts at full
     # resolution: on ONNX Runtime CPU it keeps frame time closer to proportional to MACs.
     # Width 0.5 rather than 0.25: at 0.25 per-op overhead dominated ONNX Runtime CPU time, so skipping
-    # depth MACs saved far less time than MACs (measured 57 % of the ideal saving; 86 % at 0.5).
+    # depth MACs saved far less time than MACs (measured 56 % of the ideal saving; 90 % at 0.5).
     "demo": ModelConfig(
         encoder="resnet18", block="basic", width_mult=0.5, num_classes=len(SYNTHETIC_CLASSES),
         height=192, width=256, decoder_channels=(128, 64, 32), decoder_blocks=(1, 1, 1),

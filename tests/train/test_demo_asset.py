@@ -16,7 +16,7 @@ def test_demo_checkpoint_loads_with_provenance():
     from dynmm_edge.model.presets import get_preset
 
     # 6.3 M parameters stored as float16. Width 0.25 would be 3.3 MB, but there per-op overhead made
-    # ONNX Runtime CPU time track MACs badly (57 % of the ideal saving realised; 90 % at width 0.5).
+    # ONNX Runtime CPU time track MACs badly (56 % of the ideal saving realised; 90 % at width 0.5).
     assert ASSET.stat().st_size < 15_000_000
     model, meta = load_model(ASSET)
     assert model.config == get_preset("demo")
