@@ -1,8 +1,6 @@
 """`dynmm-edge bench`: static full-depth vs RGB-only vs dynamic, interleaved in one run, JSON first."""
 import argparse
-import json
 import sys
-from pathlib import Path
 
 EPILOG = """examples:
   dynmm-edge bench demo --source synthetic://?frames=200 --json bench.json

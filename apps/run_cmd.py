@@ -1,6 +1,5 @@
 """`dynmm-edge run MODEL --source URI --sink URI ...`: live or offline RGB-D segmentation."""
 import argparse
-import json
 
 EPILOG = """examples:
   dynmm-edge run demo --source realsense://?filters=spatial,temporal --sink display://
@@ -60,7 +59,8 @@ def run_model(args, source_uri, sink_uris, max_frames=None, say=print) -> dict:
     session = open_session(args.model, backend=args.backend, precision=args.precision, policy=args.policy,
                            backend_opts=backend_options(args), progress=lambda m: say(f"  {m}"))
     m = session.manifest
-    summary = RunSummary(paths=m.path_values, full_depth_macs=m.depth_macs(m.full_path), num_classes=len(m.classes))
+    summary = RunSummary(paths=m.path_values, full_depth_macs=m.depth_macs(m.full_path), num_classes=len(m.classes),
+                         class_names=tuple(m.classes))
     with session, open_source(source_uri) as source:
         sinks = open_sinks(sink_uris or ["null://"], palette=[tuple(c) for c in m.palette],
                            class_names=list(m.classes), alpha=getattr(args, "alpha", 0.5))

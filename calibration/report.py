@@ -18,6 +18,8 @@ from typing import Callable, Dict, Iterable, Mapping, Optional
 
 import numpy as np
 
+from dynmm_edge.metrics import confusion_matrix, metrics_from_confusion
+
 from dynmm_edge.errors import DataError
 
 REPORT_SCHEMA = "dynmm-edge/calibration-report"
@@ -43,21 +45,15 @@ class Confusion:
         self.m = np.zeros((self.n, self.n), np.int64)
 
     def add(self, gt: np.ndarray, pred: np.ndarray) -> None:
-        gt = gt.reshape(-1).astype(np.int64)
-        pred = pred.reshape(-1).astype(np.int64)
-        keep = (gt != 255) & (gt >= 0) & (gt < self.n)
-        pred = np.clip(pred[keep], 0, self.n - 1)
-        self.m += np.bincount(gt[keep] * self.n + pred, minlength=self.n * self.n).reshape(self.n, self.n)
+        self.m += confusion_matrix(pred, gt, self.n)
 
     def metrics(self) -> Dict[str, Optional[float]]:
-        total = self.m.sum()
+        """In percent (as the report prints them); None when no pixel was labelled."""
+        total = int(self.m.sum())
         if total == 0:
             return {"miou": None, "pixel_acc": None, "pixels": 0}
-        tp = np.diag(self.m).astype(np.float64)
-        union = self.m.sum(0) + self.m.sum(1) - tp
-        present = union > 0
-        return {"miou": float(100.0 * np.mean(tp[present] / union[present])),
-                "pixel_acc": float(100.0 * tp.sum() / total), "pixels": int(total)}
+        m = metrics_from_confusion(self.m)
+        return {"miou": 100.0 * m["miou"], "pixel_acc": 100.0 * m["pixel_acc"], "pixels": total}
 
 
 def _labels_at(frame, height: int, width: int) -> Optional[np.ndarray]:

@@ -5,24 +5,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-
-def confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore: int = 255) -> np.ndarray:
-    """Confusion matrix [gt, pred] over valid pixels (gt != ignore and gt < num_classes)."""
-    gt = gt.reshape(-1).astype(np.int64)
-    pred = pred.reshape(-1).astype(np.int64)
-    valid = (gt != ignore) & (gt < num_classes) & (pred >= 0) & (pred < num_classes)
-    return np.bincount(gt[valid] * num_classes + pred[valid], minlength=num_classes ** 2).reshape(num_classes, num_classes)
-
-
-def iou_from_confusion(cm: np.ndarray) -> Dict[str, object]:
-    """mIoU (fraction) over classes present in GT or prediction; per-class IoU (None where absent)."""
-    tp = np.diag(cm).astype(np.float64)
-    union = cm.sum(0) + cm.sum(1) - tp
-    present = union > 0
-    per_class = [float(tp[i] / union[i]) if present[i] else None for i in range(len(tp))]
-    miou = float(np.mean(tp[present] / union[present])) if present.any() else None
-    pixel_acc = float(tp.sum() / cm.sum()) if cm.sum() else None
-    return {"miou": miou, "pixel_acc": pixel_acc, "per_class_iou": per_class}
+from dynmm_edge.metrics import confusion_matrix, metrics_from_confusion
 
 
 @dataclass
@@ -31,6 +14,7 @@ class RunSummary:
     paths: tuple
     full_depth_macs: float
     num_classes: int
+    class_names: Optional[tuple] = None
     path_hist: Counter = field(default_factory=Counter)
     branch_calls: Counter = field(default_factory=Counter)
     depth_macs_sum: float = 0.0
@@ -50,7 +34,7 @@ class RunSummary:
             gt = frame.labels
             if gt.shape != result.labels.shape:
                 gt = resize_labels(gt, *result.labels.shape)
-            cm = confusion(result.labels, gt, self.num_classes)
+            cm = confusion_matrix(result.labels, gt, self.num_classes)
             self.cm = cm if self.cm is None else self.cm + cm
 
     def to_dict(self) -> Dict[str, object]:
@@ -66,5 +50,5 @@ class RunSummary:
             "latency_ms_p50": float(np.median(self.total_ms)) if self.total_ms else None,
         }
         if self.cm is not None:
-            d.update(iou_from_confusion(self.cm))
+            d.update(metrics_from_confusion(self.cm, self.class_names))
         return d

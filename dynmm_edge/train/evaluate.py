@@ -10,13 +10,12 @@ excluded from the mean; label 255 is ignored. JSON keys are documented in docs/T
 Bias sweep: gate logits + bias * (k - mean(k)) over path index k; a positive bias favours deeper
 (more depth) paths, a negative one favours cheaper paths, 0 is the trained gate.
 """
-from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
 
-IGNORE_INDEX = 255
+from dynmm_edge.metrics import confusion_matrix, metrics_from_confusion
 MODES = ("dynamic", "rgb_only", "full_depth")
 
 
@@ -41,32 +40,6 @@ def depth_macs_per_path(model) -> List[float]:
 
 
 # ----------------------------------------------------------------------------- metrics
-def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> np.ndarray:
-    """[num_classes, num_classes] int64 counts, rows = ground truth, cols = prediction; 255 ignored."""
-    pred = np.asarray(pred).ravel().astype(np.int64)
-    gt = np.asarray(gt).ravel().astype(np.int64)
-    keep = (gt != IGNORE_INDEX) & (gt >= 0) & (gt < num_classes)
-    idx = gt[keep] * num_classes + np.clip(pred[keep], 0, num_classes - 1)
-    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
-
-def metrics_from_confusion(cm: np.ndarray, class_names: Optional[Sequence[str]] = None) -> Dict[str, object]:
-    """mIoU (fraction; classes with empty union excluded), per-class IoU (None when excluded), pixel accuracy."""
-    cm = np.asarray(cm, dtype=np.float64)
-    tp = np.diag(cm)
-    union = cm.sum(0) + cm.sum(1) - tp
-    valid = union > 0
-    iou = np.where(valid, tp / np.maximum(union, 1), np.nan)
-    total = cm.sum()
-    names = list(class_names) if class_names is not None else [str(i) for i in range(cm.shape[0])]
-    return {
-        "miou": float(np.nanmean(iou)) if valid.any() else 0.0,
-        "pixel_acc": float(tp.sum() / total) if total > 0 else 0.0,
-        "per_class_iou": OrderedDict((names[i], (None if not valid[i] else float(iou[i])))
-                                     for i in range(cm.shape[0])),
-    }
-
-
 # ----------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def _predict_paths(model, rgb, depth, paths_idx: torch.Tensor) -> torch.Tensor:
