@@ -54,9 +54,7 @@ class StemBranch(nn.Module):
         self.net = net
 
     def forward(self, rgb, depth):
-        d0 = self.net.depth_stage(0, depth)
-        f0 = self.net.fuse(0, self.net.rgb_stage(0, rgb), d0)
-        return f0, d0
+        return self.net.stem(rgb, depth)
 
 
 class Trunk(nn.Module):

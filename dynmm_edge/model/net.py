@@ -145,8 +145,7 @@ class DynMMNet(nn.Module):
         """(gate_logits [B, len(paths)], extras). Stem gate extras hold fused0/depth0 for reuse."""
         if self.config.gate == "raw":
             return self.gate(rgb, depth), {}
-        depth0 = self.depth_stage(0, depth)
-        fused0 = self.fuse(0, self.rgb_stage(0, rgb), depth0)
+        fused0, depth0 = self.stem(rgb, depth)
         return self.gate(fused0, depth0), {"fused0": fused0, "depth0": depth0}
 
     def choose_paths(self, gate_logits: Tensor) -> Tensor:
@@ -161,14 +160,20 @@ class DynMMNet(nn.Module):
             raise ValueError(f"path {path} not available for gate '{self.config.gate}'; paths are {self.paths}")
         return path
 
+    def stem(self, rgb: Tensor, depth: Tensor) -> Tuple[Tensor, Tensor]:
+        """(fused_0, depth_0): RGB and depth stems and fusion 0, what stem-gate models run first."""
+        depth0 = self.depth_stage(0, depth)
+        return self.fuse(0, self.rgb_stage(0, rgb), depth0), depth0
+
+    def _stem(self, rgb, depth, extras):
+        if extras:
+            return extras["fused0"], extras["depth0"]
+        return self.stem(rgb, depth)
+
     def _forward_path(self, rgb, depth, path, extras=None):
         path = self._check_path(path)
         if self.config.gate == "stem":
-            if extras:
-                depth0, fused0 = extras["depth0"], extras["fused0"]
-            else:
-                depth0 = self.depth_stage(0, depth)
-                fused0 = self.fuse(0, self.rgb_stage(0, rgb), depth0)
+            fused0, depth0 = self._stem(rgb, depth, extras)
             feats = self.depth_features(depth, path, depth0=depth0)
             return self.forward_trunk(None, feats, fused0=fused0)
         return self.forward_trunk(rgb, self.depth_features(depth, path))
@@ -208,11 +213,7 @@ class DynMMNet(nn.Module):
         uses = (path_values[None, :] > torch.arange(NUM_DEPTH_STAGES, device=weights.device)[:, None])
         present = weights @ uses.to(weights.dtype).t()
         if self.config.gate == "stem":
-            if extras:
-                depth0, fused0 = extras["depth0"], extras["fused0"]
-            else:
-                depth0 = self.depth_stage(0, depth)
-                fused0 = self.fuse(0, self.rgb_stage(0, rgb), depth0)
+            fused0, depth0 = self._stem(rgb, depth, extras)
             feats = self.depth_features(depth, NUM_DEPTH_STAGES, depth0=depth0)
             return self.forward_trunk(None, feats, present=present, fused0=fused0)
         feats = self.depth_features(depth, NUM_DEPTH_STAGES)
