@@ -16,7 +16,7 @@ Clock = Callable[[], float]
 
 @runtime_checkable
 class PowerMeter(Protocol):
-    """What the bench needs from a meter (see docs/CONTRACTS.md)."""
+    """What the bench needs from a meter (see docs/DESIGN.md)."""
 
     name: str
 
