@@ -36,6 +36,9 @@ def add_parser(subparsers) -> None:
                    help="share of stage-I samples on path 0 / full depth (0 = uniform over paths)")
     p.add_argument("--gate-frame-loss", choices=("class_mean", "pixel_mean"), default="class_mean",
                    help="per-frame target of the gate-only stage (class_mean follows mIoU)")
+    p.add_argument("--oracle-tolerance", type=float, default=0.0,
+                   help="gate-only stage: distil the per-frame oracle (cheapest path whose frame loss is within "
+                        "this of full depth) instead of the budgeted expected loss; 0 = off")
     p.add_argument("--eval-every", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--no-progress", action="store_true")
@@ -51,7 +54,7 @@ def config_from_args(args):
         budget=args.budget, resource_lambda=args.resource_lambda, batch_size=args.batch_size, lr=args.lr,
         gate_lr=args.gate_lr, optimizer=args.optimizer, augment=not args.no_augment,
         class_weighting=not args.no_class_weights, gumbel=args.gumbel, stage1_end_prob=args.stage1_end_prob,
-        gate_frame_loss=args.gate_frame_loss, seed=args.seed, threads=args.threads,
+        gate_frame_loss=args.gate_frame_loss, oracle_tolerance=args.oracle_tolerance, seed=args.seed, threads=args.threads,
         resume=args.resume, init_from=args.init_from, eval_every=args.eval_every,
         progress=not args.no_progress, command="dynmm-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
 

@@ -43,6 +43,10 @@ class TrainConfig:
     stage1_end_prob: share of stage-I samples given path 0 or the full path (split evenly);
     0 = uniform over all paths. The gate mostly ends up choosing the two ends, so they deserve more.
     gate_frame_loss: per-frame target of the gate stage ('class_mean' matches mIoU, see frame_losses).
+    oracle_tolerance: > 0 switches the gate stage to oracle distillation: each frame's target is the
+    cheapest path whose frame loss is within this much of the full path's, and the gate learns it by
+    cross-entropy (no resource loss: the tolerance sets the cost). A direct, per-frame signal that a
+    budget-constrained expected loss gives only weakly when paths differ little.
     stop_after: end this invocation after that many epochs (time-sliced/preemptible jobs; continue
     with resume=True); 0 = run to the end. max_batches: cap batches per epoch (smoke tests).
     """
@@ -66,6 +70,7 @@ class TrainConfig:
     gumbel: bool = False
     stage1_end_prob: float = 0.0
     gate_frame_loss: str = "class_mean"
+    oracle_tolerance: float = 0.0
     class_weighting: bool = True
     augment: bool = True
     seed: int = 0
@@ -88,6 +93,8 @@ class TrainConfig:
             raise ValueError("TrainConfig.batch_size must be >= 1")
         if not 0.0 <= self.budget <= 1.0:
             raise ValueError(f"TrainConfig.budget={self.budget}: a fraction of full-depth MACs in [0, 1]")
+        if not self.oracle_tolerance >= 0:
+            raise ValueError(f"TrainConfig.oracle_tolerance={self.oracle_tolerance!r}: must be >= 0")
         if self.gate_frame_loss not in ("class_mean", "pixel_mean"):
             raise ValueError(f"TrainConfig.gate_frame_loss={self.gate_frame_loss!r}: 'class_mean' or 'pixel_mean'")
         if not 0.0 <= self.stage1_end_prob <= 1.0:
@@ -283,6 +290,13 @@ def frame_losses(logits, labels, class_w, mode: str = "class_mean") -> torch.Ten
     return (per_class * present).sum(1) / present.sum(1).clamp_min(1)
 
 
+def oracle_paths(per_path_loss: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """Index of the cheapest path (paths are ordered by cost) whose loss is within `tolerance` of the
+    most expensive path's loss, per frame: [N, P] -> [N]."""
+    ok = per_path_loss <= per_path_loss[:, -1:] + tolerance
+    return ok.to(torch.int64).argmax(1)  # first True = cheapest acceptable path
+
+
 def _per_path_losses(model, dataset, cfg: TrainConfig, class_w, info: DistInfo) -> torch.Tensor:
     """[N, P] mean CE of each training frame under each path (trunk frozen, eval mode, no augmentation).
 
@@ -430,8 +444,12 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
                 _, glog = step_module(rgb, depth, "gate")
                 probs = F.softmax(glog / temp, dim=1)
                 per = path_losses[torch.tensor(batch["index"])]
-                seg = (probs * per).sum(1).mean()
-                res = L.resource_loss(probs, costs, cfg.budget, cfg.resource_lambda)
+                if cfg.oracle_tolerance > 0:
+                    seg = F.cross_entropy(glog, oracle_paths(per, cfg.oracle_tolerance))
+                    res = torch.zeros(())
+                else:
+                    seg = (probs * per).sum(1).mean()
+                    res = L.resource_loss(probs, costs, cfg.budget, cfg.resource_lambda)
                 sums["cost"] += float(L.expected_cost(probs.detach(), costs))
                 hist += torch.bincount(glog.argmax(1), minlength=len(model.paths))
             loss = seg + res

@@ -71,3 +71,12 @@ def test_one_cycle_shape():
     assert lrs[0] == pytest.approx(0.1 / 25)
     assert lrs[-1] == pytest.approx(0.1 / 25 / 1e3, rel=1e-3)
     assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1:]))
+
+
+def test_oracle_paths_pick_cheapest_path_within_tolerance():
+    from dynmm_edge.train.loop import oracle_paths
+    per = torch.tensor([[0.50, 0.40, 0.31, 0.30, 0.30, 0.30],   # path 2 is within 0.02 of full depth
+                        [0.90, 0.80, 0.70, 0.60, 0.40, 0.30],   # only full depth is good enough
+                        [0.30, 0.30, 0.30, 0.30, 0.30, 0.30]])  # depth does not help: path 0
+    assert oracle_paths(per, 0.02).tolist() == [2, 5, 0]
+    assert oracle_paths(per, 0.5).tolist() == [0, 3, 0]
