@@ -7,7 +7,7 @@ def add_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="examples:\n  dynmm-edge export demo -o models/demo\n"
                               "  dynmm-edge export esanet_r34_nyuv2.pth -o models/r34 --height 480 --width 640 --fp16")
-    p.add_argument("model", help="checkpoint file (ours, ESANet or DynMM), preset name, or 'demo'")
+    p.add_argument("model", help="checkpoint file (ours, ESANet or DynMM), model folder, preset name, or 'demo'")
     p.add_argument("-o", "--out", required=True, help="model folder to create")
     p.add_argument("--height", type=int, default=None, help="input height (multiple of 32; default: the model's)")
     p.add_argument("--width", type=int, default=None, help="input width (multiple of 32; default: the model's)")
@@ -20,9 +20,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from dynmm_edge.export.exporter import export_model
-    from dynmm_edge.runtime.session import DEMO_MODEL
-    spec = str(DEMO_MODEL / "model.pt") if args.model == "demo" else args.model
-    m = export_model(spec, args.out, height=args.height, width=args.width, opset=args.opset,
+    m = export_model(args.model, args.out, height=args.height, width=args.width, opset=args.opset,
                      dynamic_batch=args.dynamic_batch, force=args.force, fp16=args.fp16,
                      progress=lambda msg: print(f"  {msg}"))
     print(f"exported {len(m.branches)} branches to {m.folder} ({m.width}x{m.height}, paths {list(m.path_values)})")

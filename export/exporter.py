@@ -64,7 +64,7 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
                  fp16: bool = False, progress=None):
     """Export a preset name, checkpoint path or (net, meta) pair to `out_dir`; returns the Manifest."""
     torch = require("torch", "export")
-    from dynmm_edge.model.checkpoints import load_model, save_checkpoint
+    from dynmm_edge.model.checkpoints import load_model, model_checkpoint, save_checkpoint
     from dynmm_edge.export.split import example_inputs, split_model
     from dynmm_edge.export.trt_check import check_model
 
@@ -76,9 +76,10 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
     if isinstance(spec, tuple):
         net, meta = spec
     else:
-        net, meta = load_model(str(spec))
-        if Path(str(spec)).is_file() and "import" not in meta:
-            source_file = Path(str(spec))  # our own format: ship its bytes (keeps e.g. fp16 packing)
+        spec = model_checkpoint(spec)  # 'demo' or a model folder -> its checkpoint file
+        net, meta = load_model(spec)
+        if Path(spec).is_file() and "import" not in meta:
+            source_file = Path(spec)  # our own format: ship its bytes (keeps e.g. fp16 packing)
     resized = resize_model(net.eval(), height, width)
     if resized is not net:
         source_file = None

@@ -190,9 +190,29 @@ def load_checkpoint(path) -> Tuple[DynMMNet, Dict[str, Any]]:
     return _from_payload(_read(path), str(path))
 
 
-def load_model(spec, **import_options) -> Tuple[DynMMNet, Dict[str, Any]]:
-    """Preset name (random weights), our checkpoint, or an ESANet/DynMM checkpoint (imported)."""
+def model_checkpoint(spec) -> str:
+    """'demo' -> the shipped demo checkpoint; a model folder -> the checkpoint its manifest names.
+
+    So every command that wants a torch model accepts what the runtime accepts. Anything else is
+    returned unchanged (a preset name or a checkpoint file).
+    """
+    from dynmm_edge.runtime.session import DEMO_MODEL
     spec_str = str(spec)
+    folder = DEMO_MODEL if spec_str == "demo" and (DEMO_MODEL / "manifest.json").is_file() else Path(spec_str)
+    if (folder / "manifest.json").is_file():
+        from dynmm_edge.manifest import load_manifest
+        m = load_manifest(folder)  # validates hashes and that the file stays inside the folder
+        ck = m.extra.get("checkpoint")
+        if not ck:
+            raise CheckpointError(f"{folder}: the model folder has no checkpoint (manifest 'checkpoint' entry)")
+        return str(m.folder / ck["file"])
+    return spec_str
+
+
+def load_model(spec, **import_options) -> Tuple[DynMMNet, Dict[str, Any]]:
+    """'demo' (the shipped model), a model folder, a preset name (random weights), our checkpoint,
+    or an ESANet/DynMM checkpoint (imported)."""
+    spec_str = model_checkpoint(spec)
     if spec_str in PRESETS and not Path(spec_str).is_file():
         model = DynMMNet(get_preset(spec_str)).eval()
         meta = default_meta(spec_str)

@@ -105,8 +105,8 @@ def test_garbage_and_missing_files(tmp_path):
 
 
 def test_load_model_preset_meta():
-    model, meta = load_model("demo")
-    assert not model.training and model.config == get_preset("demo")
+    model, meta = load_model("tiny-test")
+    assert not model.training and model.config == get_preset("tiny-test")
     assert meta["classes"][:3] == ["floor", "wall", "ceiling"] and len(meta["palette"]) == 8
     _, nyu = load_model("esanet-r34-nbt1d-nyuv2")
     assert nyu["preprocess"]["depth_mean"] == 2841.95 and nyu["preprocess"]["depth_std"] == 1417.26
@@ -131,3 +131,15 @@ def test_info_json_keys(capsys, saved):
     args = parser.parse_args(["info", "no-such-model"])
     assert args.func(args) == 2
     assert "no-such-model" in capsys.readouterr().err
+
+
+def test_load_model_demo_and_model_folder_mean_the_trained_checkpoint():
+    from dynmm_edge.runtime.session import DEMO_MODEL as SHIPPED_DEMO
+    if not (SHIPPED_DEMO / "manifest.json").is_file():
+        pytest.skip("demo model not shipped")
+    demo, meta = load_model("demo")
+    folder, _ = load_model(SHIPPED_DEMO)
+    ref, _ = load_checkpoint(SHIPPED_DEMO / "model.pt")
+    for a, b, c in zip(demo.state_dict().values(), folder.state_dict().values(), ref.state_dict().values()):
+        assert torch.equal(a, c) and torch.equal(b, c)
+    assert meta["train"]["seed"] == 0  # trained, not the random-weight preset
