@@ -8,8 +8,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+UMASK = os.umask(0)  # read once (os.umask can only be read by setting it); used for artefact modes
+os.umask(UMASK)
 
 
 @contextmanager
@@ -19,7 +19,7 @@ def atomic_path(path, suffix=""):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artefacts get the usual permissions
+    os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; artefacts get the usual permissions
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as fh:

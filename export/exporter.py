@@ -14,6 +14,7 @@ from typing import Dict, Optional
 
 from dynmm_edge import __version__
 from dynmm_edge._lazy import require
+from dynmm_edge.atomic import UMASK
 from dynmm_edge.errors import DynMMError
 from dynmm_edge.manifest import SCHEMA, SCHEMA_VERSION, parse_manifest, sha256_file
 
@@ -33,8 +34,8 @@ def resize_model(net, height: Optional[int], width: Optional[int]):
     return resized.eval()
 
 
-def export_branch_onnx(module, inputs, input_names, output_names, opset=DEFAULT_OPSET, dynamic_batch=False) -> bytes:
-    """Export one branch with every tensor named; returns checked ONNX bytes."""
+def export_branch_onnx(module, inputs, input_names, output_names, opset=DEFAULT_OPSET, dynamic_batch=False):
+    """Export one branch with every tensor named; returns the checked ONNX ModelProto."""
     torch = require("torch", "ONNX export")
     onnx = require("onnx", "ONNX export")
     buf = io.BytesIO()
@@ -49,7 +50,7 @@ def export_branch_onnx(module, inputs, input_names, output_names, opset=DEFAULT_
                               dynamic_axes=dyn, dynamo=False)
     model = onnx.load_from_string(buf.getvalue())
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return model
 
 
 def _spec(name, tensor, dynamic_batch):
@@ -92,20 +93,18 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
     costs = exported_costs(net)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the model folder gets the usual permissions
+    os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes 0700; the model folder gets the usual permissions
     try:
         entries = []
         for b in branches:
             say(f"exporting branch {b.name}")
-            data = export_branch_onnx(b.module, [examples[n] for n in b.input_names], b.input_names,
-                                      b.output_names, opset=opset, dynamic_batch=dynamic_batch)
-            problems = check_model(_onnx_from_bytes(data), b.name)
+            model = export_branch_onnx(b.module, [examples[n] for n in b.input_names], b.input_names,
+                                       b.output_names, opset=opset, dynamic_batch=dynamic_batch)
+            problems = check_model(model, b.name)
             if problems:
                 raise DynMMError("TensorRT compatibility check failed:\n  " + "\n  ".join(problems))
             fname = f"{b.name}.onnx"
-            (tmp / fname).write_bytes(data)
+            (tmp / fname).write_bytes(model.SerializeToString())
             variants = {"fp32": {"file": fname, "sha256": sha256_file(tmp / fname)}}
             if fp16:
                 from dynmm_edge.export.fp16 import convert_fp16
@@ -152,11 +151,6 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
         raise
     from dynmm_edge.manifest import load_manifest
     return load_manifest(out_dir)
-
-
-def _onnx_from_bytes(data: bytes):
-    onnx = require("onnx")
-    return onnx.load_from_string(data)
 
 
 def _swap_into_place(tmp: Path, out_dir: Path) -> None:

@@ -81,9 +81,6 @@ class Session:
                 for name, idx in gate.get("zero_inputs", {}).items():
                     if name in produced:
                         vec[idx] = 1.0
-                for b in manifest.branches:  # a stem branch produces depth_feat_0 itself
-                    if b.kind == "stem":
-                        vec[0] = 1.0
                 self.present[k] = backend.upload(vec)
                 self.zero_for_path[k] = {n: z for n, z in self.zero_feeds.items() if n not in produced}
             # the branches every path runs up to and including the gate (raw: [gate]; stem: [stem, gate])
