@@ -54,7 +54,7 @@ KIND_CAUSES = {
     "easy": "saturated objects on a muted room: RGB does most, depth helps at edges",
     "camouflaged": "objects painted like their background: only depth reveals them",
     "dark": "low light, strong RGB noise: depth (active IR) unaffected",
-    "rich": "bright, clearly coloured room and objects: depth adds nothing",
+    "rich": "bright light, vivid objects in well-separated class colours: depth adds nothing",
     "sunlit": "sunlight through a window saturates the IR projector: big holes and noise where it hits",
     "glass": "glass objects: IR passes through, depth = what lies behind, some holes",
     "black": "black fabrics and a glossy floor absorb/mirror the IR pattern: large dropouts",
@@ -572,21 +572,20 @@ def _copy_scene(scene: _Scene) -> _Scene:
                    obj_centres=scene.obj_centres.copy(), camo_candidates=list(scene.camo_candidates))
 
 
+_RICH_HUES = {_TABLE: 0.03, _CABINET: 0.6, _BOX: 0.15, _BALL: 0.95, _PILLAR: 0.38}
+
+
 def _rich_scene(scene: _Scene, fx) -> _Scene:
-    """Well-lit room with clearly coloured surfaces and vivid objects: RGB alone separates it all."""
+    """Bright light and vivid, flat objects in well-separated class colours on the usual room:
+    RGB alone separates everything, depth adds nothing."""
     s = _copy_scene(scene)
-    wall = _Material(_rgb(fx.uniform(0.72, 0.85), fx.uniform(0.25, 0.35), fx.uniform(0.75, 0.9)),
-                     np.zeros(3, np.float32), "flat")
-    wall.c2 = wall.c1
-    floor = _Material(_rgb(fx.uniform(0.18, 0.26), fx.uniform(0.35, 0.5), fx.uniform(0.45, 0.6)),
-                      np.zeros(3, np.float32), "flat")
-    floor.c2 = floor.c1
-    base = len(s.mats)
-    s.mats += [wall, floor]
-    s.room_mats = [base, base, base + 1, s.room_mats[3], base, base]
-    for i in range(4, base):
-        m = s.mats[i]
-        s.mats[i] = replace(m, c1=np.clip(m.c1 * 1.25, 0, 1).astype(np.float32), texture="flat")
+    for p in s.prims:
+        m = s.mats[p.mat]
+        if m.absorbs_ir:
+            continue
+        h = (_RICH_HUES[p.label] + fx.uniform(-0.015, 0.015)) % 1.0
+        c = _rgb(h, fx.uniform(0.8, 0.95), fx.uniform(0.8, 0.95))
+        s.mats[p.mat] = replace(m, c1=c, c2=c, texture="flat")
     return replace(s, ambient=0.6)
 
 
