@@ -42,6 +42,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--gate-mu", type=float, default=-1.0,
                    help="price of depth per unit normalised cost for price/argmin; < 0: argmin picks mu so the "
                         "targets' mean cost equals --budget")
+    p.add_argument("--gate-balance", type=float, default=0.0,
+                   help="argmin: weight each target path by frequency^-B (0 = plain CE, 0.5 = sqrt balancing)")
     p.add_argument("--gate-cues", action="store_true",
                    help="raw gate with frame-quality cues (brightness, noise, depth holes, depth/RGB edge "
                         "disagreement); with --init-from, replaces the checkpoint's gate")
@@ -64,7 +66,7 @@ def config_from_args(args):
         gate_lr=args.gate_lr, optimizer=args.optimizer, augment=not args.no_augment,
         class_weighting=not args.no_class_weights, gumbel=args.gumbel, stage1_end_prob=args.stage1_end_prob,
         gate_frame_loss=args.gate_frame_loss, oracle_tolerance=args.oracle_tolerance,
-        gate_objective=args.gate_objective, gate_mu=args.gate_mu, gate_cues=args.gate_cues, seed=args.seed, threads=args.threads,
+        gate_objective=args.gate_objective, gate_mu=args.gate_mu, gate_balance=args.gate_balance, gate_cues=args.gate_cues, seed=args.seed, threads=args.threads,
         resume=args.resume, init_from=args.init_from, eval_every=args.eval_every,
         progress=not args.no_progress, command="dynmm-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
 

@@ -10,9 +10,9 @@ argmax. B = +1 makes the full-depth path worth one nat more than RGB-only.
 
 The budget controller (`budget:F`) holds a mean depth cost F by time-sharing the two paths adjacent
 to F in cost (never path 0 while a cheaper path than the upper one exists): the frames the gate
-wants most depth for get the upper path. Frames for which the gate itself picks a path below the
-lower one (with probability >= gate_floor) keep that cheaper path: the saved cost goes to more
-frames on the upper path. A cost ledger keeps the running mean within a few frames of F from the
+wants most depth for get the upper path. Optionally (gate_floor, off by default) frames the gate
+itself sends to a path below the lower one with probability >= gate_floor keep that cheaper path;
+on the recorded demo gate that cost accuracy, so it is off. A cost ledger keeps the running mean within a few frames of F from the
 first frame on (no warm-up transient).
 """
 import math
@@ -174,13 +174,15 @@ class BudgetPolicy(GatePolicy):
     """Holds a target mean depth cost F (fraction of full depth) by time-sharing the two paths next to
     F in cost, frames ranked by the gate's preference for depth (expected cost under the gate's
     softmax) against a window of recent frames; a cost ledger corrects the share every frame.
-    Frames the gate sends (p >= gate_floor) to a path cheaper than the lower one keep it.
+    gate_floor (None = off): frames the gate sends with p >= gate_floor to a path cheaper than the
+    lower one keep it.
     """
 
-    def __init__(self, target: float, window: int = 64, slack: float = 2.0, gate_floor: float = 0.5):
+    def __init__(self, target: float, window: int = 64, slack: float = 2.0, gate_floor: Optional[float] = None):
         self.target = _finite(f"budget:{target}", target, 0.0, 1.0,
                               "a fraction of full-depth cost in [0, 1]")
-        self.window, self.slack, self.gate_floor = int(window), float(slack), float(gate_floor)
+        self.window, self.slack = int(window), float(slack)
+        self.gate_floor = None if gate_floor is None else float(gate_floor)
         self.reset()
 
     def reset(self):
@@ -217,7 +219,8 @@ class BudgetPolicy(GatePolicy):
         owed = self.target * self.frames - self.spent  # cost still allowed after this frame's share
         p = np.exp(_log_softmax(logits))
         g = int(np.argmax(p))
-        if c[g] < c[lo] and p[g] >= self.gate_floor and owed - c[g] > -self.slack * step:
+        if self.gate_floor is not None and c[g] < c[lo] and p[g] >= self.gate_floor \
+                and owed - c[g] > -self.slack * step:
             choice = g  # the gate is sure this frame needs less depth than the lower path
         else:
             # share of upper-path frames needed from now on, from the ledger

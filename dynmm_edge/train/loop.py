@@ -56,6 +56,8 @@ class TrainConfig:
     expected frame loss + gate_mu x expected cost. 'argmin': distil, by cross-entropy, each frame's
     argmin over paths of (frame loss + mu x cost), mu = gate_mu, or (gate_mu < 0) the mu whose
     targets have mean cost = budget. Use with gate_frame_loss='pixel_error' (share of wrong pixels).
+    gate_balance: argmin only: weight each target path's CE by (frequency)^-gate_balance (0 = plain CE,
+    0.5 = square-root balancing), so rarely best paths (RGB-only for failed depth) are not drowned out.
     gate_cues: with --init-from a model whose raw gate has no cues, replace its gate by a CueGate
     (model/gate.py); the rest of the weights are kept.
     stop_after: end this invocation after that many epochs (time-sliced/preemptible jobs; continue
@@ -84,6 +86,7 @@ class TrainConfig:
     oracle_tolerance: float = 0.0
     gate_objective: str = "expected"
     gate_mu: float = -1.0
+    gate_balance: float = 0.0
     gate_cues: bool = False
     class_weighting: bool = True
     augment: bool = True
@@ -113,6 +116,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.gate_frame_loss={self.gate_frame_loss!r}: one of {FRAME_LOSSES}")
         if self.gate_objective not in GATE_OBJECTIVES:
             raise ValueError(f"TrainConfig.gate_objective={self.gate_objective!r}: one of {GATE_OBJECTIVES}")
+        if not (math.isfinite(self.gate_balance) and 0.0 <= self.gate_balance <= 1.0):
+            raise ValueError(f"TrainConfig.gate_balance={self.gate_balance!r}: must be in [0, 1]")
         if not math.isfinite(self.gate_mu):
             raise ValueError(f"TrainConfig.gate_mu={self.gate_mu!r}: must be finite (< 0 = from the budget)")
         if not 0.0 <= self.stage1_end_prob <= 1.0:
@@ -414,6 +419,7 @@ class _Run:
     step_module: object = None
     path_losses: Optional[torch.Tensor] = None
     gate_targets: Optional[torch.Tensor] = None
+    target_weights: Optional[torch.Tensor] = None
 
     @property
     def metrics_path(self) -> Path:
@@ -484,6 +490,9 @@ def _enter_stage(run: _Run, epoch: int, stage: str) -> None:
         if cfg.gate_objective == "argmin":
             mu = cfg.gate_mu if cfg.gate_mu >= 0 else mu_for_budget(run.path_losses, run.costs, cfg.budget)
             run.gate_targets = argmin_targets(run.path_losses, run.costs, mu)
+            freq = torch.bincount(run.gate_targets, minlength=len(model.paths)).float().clamp_min(1)
+            w = freq.pow(-cfg.gate_balance)
+            run.target_weights = w * len(w) / w.sum() if cfg.gate_balance > 0 else None
             rec = {"type": "gate_targets", "mu": mu, "target_mean_cost": float(run.costs[run.gate_targets].mean()),
                    "target_histogram": {str(p): int(c) for p, c in
                                         zip(model.paths, torch.bincount(run.gate_targets, minlength=len(model.paths)))}}
@@ -523,7 +532,7 @@ def _stage_losses(run: _Run, stage: str, batch, epoch: int, bi: int, n_batches: 
     if cfg.oracle_tolerance > 0:
         seg, res = F.cross_entropy(glog, oracle_paths(per, cfg.oracle_tolerance)), torch.zeros(())
     elif cfg.gate_objective == "argmin":
-        seg, res = F.cross_entropy(glog, run.gate_targets[idx]), torch.zeros(())
+        seg, res = F.cross_entropy(glog, run.gate_targets[idx], weight=run.target_weights), torch.zeros(())
     elif cfg.gate_objective == "price":
         mu = cfg.gate_mu if cfg.gate_mu >= 0 else 0.0
         seg = (probs * per).sum(1).mean()

@@ -46,12 +46,20 @@ def test_budget_lands_on_target_and_on_or_above_the_front(records, target):
     choice, cost, miou = _replay(pol, records)
     assert abs(cost - target) <= 0.02
     assert miou >= _front_at(records, cost) - 1e-9
-    # no jump to RGB-only while a cheaper path than the upper one exists, unless the gate itself asks
+    # only the two adjacent paths: never RGB-only while a cheaper path than the upper one exists
     lo, hi = adjacent_pair(records["cost"], target)
+    assert set(np.unique(choice).tolist()) == {lo, hi}
+
+
+def test_budget_gate_floor_keeps_the_gates_cheap_choices(records):
+    pol = BudgetPolicy(0.5, gate_floor=0.5).bind(records["paths"], records["cost"])
+    choice, cost, _ = _replay(pol, records)
+    lo, _ = adjacent_pair(records["cost"], 0.5)
     p = np.exp(records["logits"] - records["logits"].max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     below = records["cost"][choice] < records["cost"][lo]
-    assert np.all(p[below, choice[below]] >= 0.5) and np.all(p.argmax(1)[below] == choice[below])
+    assert below.any() and np.all(p[below, choice[below]] >= 0.5) and np.all(p.argmax(1)[below] == choice[below])
+    assert abs(cost - 0.5) <= 0.02
 
 
 def test_budget_orders_frames_by_the_gates_preference(records):
