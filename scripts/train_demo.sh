@@ -8,11 +8,13 @@
 # (brightness, noise, depth holes, depth/RGB edge disagreement) learns, on FRESH world-2 frames, each
 # frame's argmin over paths of (share of wrong pixels + mu x depth cost), mu set by --budget.
 set -euo pipefail
-PREV=${PREV:-dynmm_edge/assets/demo_model/model.pt}   # the previous demo model (git show 9feea0b:...)
 OUT=${OUT:-/tmp/demo_run4}
 GATE_OUT=${GATE_OUT:-/tmp/demo_gate_run4}
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
+# the previous demo model (the last commit before this one was shipped): its trunk is kept
+PREV=${PREV:-$OUT/prev_demo.pt}
+[ -f "$PREV" ] || git show 9feea0b:dynmm_edge/assets/demo_model/model.pt > "$PREV"
 
 time dynmm-edge train --init-from "$PREV" --gate-cues \
   --data 'synthetic://?frames=400&hard_fraction=0.3&seed=7&world=2' \
