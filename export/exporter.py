@@ -60,19 +60,40 @@ def _spec(name, tensor, dynamic_batch):
     return {"name": name, "shape": shape, "dtype": TORCH_DTYPES[str(tensor.dtype)]}
 
 
+def check_size(value: Optional[int], flag: str) -> None:
+    """Input sizes are positive multiples of 32 (the encoders downsample 5 times)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 32:
+        raise DynMMError(f"{flag} {value!r}: must be a positive multiple of 32 (e.g. 480 or 640)")
+
+
 def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional[int] = None,
                  opset: int = DEFAULT_OPSET, dynamic_batch: bool = False, force: bool = False,
                  fp16: bool = False, progress=None):
     """Export a preset name, checkpoint path or (net, meta) pair to `out_dir`; returns the Manifest."""
+    check_size(height, "--height")
+    check_size(width, "--width")
     torch = require("torch", "export")
+    from dynmm_edge.folder_commit import folder_lock
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DynMMError(f"{out_dir} exists and is not a folder: choose another -o/--out")
+    with folder_lock(out_dir):  # a second export into the same folder fails instead of replacing it
+        if out_dir.exists() and not force and any(out_dir.iterdir()):
+            raise DynMMError(f"{out_dir} already exists and is not empty: pass --force to replace it")
+        for stale in out_dir.parent.glob(f".{out_dir.name}.partial-*"):  # left by a killed export
+            shutil.rmtree(stale, ignore_errors=True)
+        _export_locked(spec, out_dir, torch, height, width, opset, dynamic_batch, fp16, progress)
+    from dynmm_edge.manifest import load_manifest
+    return load_manifest(out_dir)
+
+
+def _export_locked(spec, out_dir: Path, torch, height, width, opset, dynamic_batch, fp16, progress) -> None:
     from dynmm_edge.model.checkpoints import load_model, model_checkpoint, save_checkpoint
     from dynmm_edge.export.split import example_inputs, split_model
     from dynmm_edge.export.trt_check import check_model
-
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not force:
-        if any(out_dir.iterdir()):
-            raise DynMMError(f"{out_dir} already exists and is not empty: pass --force to replace it")
+    from dynmm_edge.signals import fault_point
     source_file = None
     if isinstance(spec, tuple):
         net, meta = spec
@@ -105,6 +126,7 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
                 raise DynMMError("TensorRT compatibility check failed:\n  " + "\n  ".join(problems))
             fname = f"{b.name}.onnx"
             (tmp / fname).write_bytes(model.SerializeToString())
+            fault_point(f"staged {fname}")
             variants = {"fp32": {"file": fname, "sha256": sha256_file(tmp / fname)}}
             if fp16:
                 from dynmm_edge.export.fp16 import convert_fp16
@@ -123,6 +145,7 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
             shutil.copyfile(source_file, tmp / "model.pt")
         else:
             save_checkpoint(tmp / "model.pt", net, meta)
+        fault_point("staged model.pt")
         palette = [list(map(int, c)) for c in meta["palette"]]
         # an imported static ESANet has no trained gate: run it as "always full depth" by default
         gate_trained = bool(meta.get("gate_trained", meta.get("train", {}).get("gate_trained", True)))
@@ -145,21 +168,33 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
         parse_manifest(manifest, tmp)  # validate before it becomes visible
         from dynmm_edge.atomic import write_json
         write_json(tmp / "manifest.json", manifest)
-        _swap_into_place(tmp, out_dir)
-    except BaseException:
+        fault_point("staged manifest.json")
+        _swap_into_place(tmp, out_dir, manifest)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    from dynmm_edge.manifest import load_manifest
-    return load_manifest(out_dir)
 
 
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
-    """Rename the finished folder into place; an existing one is moved aside first, then removed."""
+def _swap_into_place(tmp: Path, out_dir: Path, manifest: Dict) -> None:
+    """Make the finished folder visible in one atomic step.
+
+    A new (or empty) folder: one rename. An existing model folder: new files under names its
+    manifest does not use, then the manifest switch, then cleanup (folder_commit), so a kill at
+    any point leaves the old model or the new one. Any other existing folder (--force): moved
+    aside, then replaced.
+    """
+    from dynmm_edge.folder_commit import MANIFEST, commit, fsync_dir, sweep
+    if (out_dir / MANIFEST).is_file():
+        sweep(out_dir)
+        commit(out_dir, {p.name: p for p in sorted(tmp.iterdir()) if p.name != MANIFEST}, manifest)
+        return
     old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        old = out_dir.with_name(f".{out_dir.name}.partial-old-{os.getpid()}")
         os.replace(out_dir, old)
+    elif out_dir.exists():
+        out_dir.rmdir()
     os.replace(tmp, out_dir)
+    fsync_dir(out_dir.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
