@@ -38,8 +38,33 @@ def signal_of(exc: BaseException) -> int:
     return getattr(exc, "signum", int(signal.SIGINT))
 
 
+_defer_depth = 0
+_pending = None
+
+
 def _raise(signum, _frame):
+    global _pending
+    if _defer_depth:  # inside deferred(): finish the critical step first
+        _pending = _pending or signum
+        return
     raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def deferred():
+    """Hold stop signals while outputs are finalised (closing sinks, writing the summary).
+
+    A signal that arrives inside is raised as Interrupted when the block ends.
+    """
+    global _defer_depth, _pending
+    _defer_depth += 1
+    try:
+        yield
+    finally:
+        _defer_depth -= 1
+        if not _defer_depth and _pending is not None:
+            sig, _pending = _pending, None
+            raise Interrupted(sig)
 
 
 @contextlib.contextmanager
