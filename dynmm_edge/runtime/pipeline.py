@@ -145,6 +145,8 @@ class Pipeline:
         self.max_frames, self.stop_event, self.join_timeout_s = max_frames, stop_event, join_timeout_s
         self.on_bad_frame = on_bad_frame
         self.live = bool(getattr(source, "live", False))
+        if hasattr(source, "yield_bad_frames"):
+            source.yield_bad_frames = True  # unreadable frames come as BadFrame items, not as the end
         self.stop = threading.Event()  # hard stop: every stage leaves now
         self.done = threading.Event()
         self.in_q = _BoundedQueue(queue_size, self.stop)
