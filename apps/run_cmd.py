@@ -33,6 +33,41 @@ def backend_options(args) -> dict:
     return opts
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (0, negatives and non-numbers are refused by name)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value:g} must be > 0")
+    return value
+
+
+def unit_float(text: str) -> float:
+    value = finite_float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value:g} must be in [0, 1]")
+    return value
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("run", help="segment a camera, recording, folder or synthetic stream",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
@@ -41,9 +76,12 @@ def add_parser(sub) -> None:
     p.add_argument("--sink", action="append", default=[], help="display://, out.mp4, png://DIR, jsonl://F, null:// "
                                                                "(repeatable; default null://)")
     add_common_runtime_args(p)
-    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
-    p.add_argument("--queue", type=int, default=4, help="pipeline queue size (live sources drop the oldest)")
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    p.add_argument("--max-frames", type=positive_int, default=None, help="stop after N frames")
+    p.add_argument("--queue", type=positive_int, default=4, help="pipeline queue size (live sources drop the oldest)")
+    p.add_argument("--alpha", type=unit_float, default=0.5, help="overlay opacity")
+    p.add_argument("--on-bad-frame", choices=("skip", "stop"), default="skip",
+                   help="an unreadable frame is skipped and counted (default) or ends the run after the "
+                        "frames already read are written")
     p.add_argument("--summary-json", default=None, help="write the run summary here")
     p.set_defaults(func=run)
 
@@ -52,7 +90,6 @@ def run_model(args, source_uri, sink_uris, max_frames=None, say=print) -> dict:
     """Shared by run and demo: source -> session -> sinks; returns the summary dict."""
     from dynmm_edge.io.sinks import open_sinks
     from dynmm_edge.io.sources import open_source
-    from dynmm_edge.runtime.pipeline import run_pipeline
     from dynmm_edge.runtime.session import open_session
     from dynmm_edge.runtime.summary import RunSummary
 
@@ -64,20 +101,44 @@ def run_model(args, source_uri, sink_uris, max_frames=None, say=print) -> dict:
     with session, open_source(source_uri) as source:
         sinks = open_sinks(sink_uris or ["null://"], palette=[tuple(c) for c in m.palette],
                            class_names=list(m.classes), alpha=getattr(args, "alpha", 0.5))
-        ok = False
-        try:
-            stats = run_pipeline(source, session.infer, sinks, queue_size=getattr(args, "queue", 4),
-                                 max_frames=max_frames, on_result=summary.add)
-            ok = True
-        finally:
-            if ok:
-                sinks.close()
-            else:
-                sinks.abort()
+        stats, error = _run_stages(source, session, sinks, args, max_frames, summary)
     d = summary.to_dict()
     d.update(model=str(m.folder), backend=session.describe(), frames_in=stats.frames_in, dropped=stats.dropped,
-             wall_s=stats.wall_s, fps=stats.fps, stop_reason=stats.stop_reason)
+             bad_frames=stats.bad_frames, wall_s=stats.wall_s, fps=stats.fps, stop_reason=stats.stop_reason,
+             exit_code=exit_code(stats))
+    if error is not None:
+        d["error"] = str(error)
     return d
+
+
+def _run_stages(source, session, sinks, args, max_frames, summary):
+    """The pipeline, then the sinks finalised: closed (whole files) when every frame that reached
+    them is valid, aborted when writing or inference failed. Returns (stats, error or None)."""
+    from dynmm_edge.runtime.pipeline import PipelineStageError, run_pipeline
+    from dynmm_edge.signals import deferred
+    try:
+        stats = run_pipeline(source, session.infer, sinks, queue_size=getattr(args, "queue", 4),
+                             max_frames=max_frames, on_result=summary.add,
+                             on_bad_frame=getattr(args, "on_bad_frame", "skip"))
+        error = None
+    except PipelineStageError as exc:
+        if exc.stage != "capture" or exc.stats is None:
+            sinks.abort()
+            raise
+        stats, error = exc.stats, exc  # the source failed: frames already read were written
+    except BaseException:
+        sinks.abort()
+        raise
+    with deferred():  # a second signal waits until the files are whole
+        sinks.close()
+    return stats, error
+
+
+def exit_code(stats) -> int:
+    """0 only when the source ended or the frame limit was reached; 128 + signal when stopped by one."""
+    if stats.stop_reason == "interrupted":
+        return 128 + int(stats.signal or 2)
+    return 0 if stats.completed or stats.stop_reason in ("sink", "stop_event") else 1
 
 
 def print_summary(d: dict, say=print) -> None:
@@ -92,9 +153,18 @@ def print_summary(d: dict, say=print) -> None:
 
 
 def run(args) -> int:
+    import sys
     d = run_model(args, args.source, args.sink, max_frames=args.max_frames)
     print_summary(d)
     if args.summary_json:
         from dynmm_edge.atomic import write_json
-        write_json(args.summary_json, d)
-    return 0
+        from dynmm_edge.signals import deferred
+        with deferred():
+            write_json(args.summary_json, d)
+    if d.get("error"):
+        print(f"dynmm-edge run: error: {d['error']} (the {d['frames']} frames before it were written)",
+              file=sys.stderr)
+    elif d["exit_code"] > 128:
+        print(f"dynmm-edge run: interrupted after {d['frames']} frames; outputs and summary are complete "
+              f"up to there", file=sys.stderr)
+    return d["exit_code"]
