@@ -3,6 +3,8 @@ import argparse
 import sys
 import time
 
+from dynmm_edge.apps.argtypes import percent, positive_int
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -14,7 +16,7 @@ def add_parser(sub) -> None:
                "  dynmm-edge calibrate models/demo --data 'synthetic://?frames=300' --exclude Resize,trunk_head*")
     p.add_argument("model", help="model folder made by `dynmm-edge export`")
     p.add_argument("--data", required=True, help="calibration frames: .db3 recording, dataset directory, synthetic://...")
-    p.add_argument("--frames", type=int, default=64, help="calibration frames to select (default 64)")
+    p.add_argument("--frames", type=positive_int, default=64, help="calibration frames to select (default 64)")
     p.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax",
                    help="activation range calibration (default minmax)")
     p.add_argument("--branches", default=None,
@@ -25,13 +27,13 @@ def add_parser(sub) -> None:
                    help="per-branch precision after calibration, e.g. gate=fp32,depth=int8 (default: calibrated=int8)")
     p.add_argument("--strategy", choices=("diverse", "first"), default="diverse",
                    help="frame selection: spread over depth ranges and gate paths (default) or the first N")
-    p.add_argument("--pool", type=int, default=None, help="frames to scan for selection (default: whole source)")
+    p.add_argument("--pool", type=positive_int, default=None, help="frames to scan for selection (default: whole source)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--percentile", type=float, default=99.999, help="percentile for --method percentile")
+    p.add_argument("--percentile", type=percent, default=99.999, help="percentile for --method percentile")
     p.add_argument("--report", default=None, help="write the accuracy report to OUT.json (+ OUT.md)")
     p.add_argument("--eval-data", default=None,
                    help="held-out frames for the report (default: frames of --data not used for calibration)")
-    p.add_argument("--eval-frames", type=int, default=32, help="held-out frames for the report (default 32)")
+    p.add_argument("--eval-frames", type=positive_int, default=32, help="held-out frames for the report (default 32)")
     p.set_defaults(func=run)
 
 

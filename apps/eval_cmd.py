@@ -3,6 +3,8 @@ eager torch model and true skipping; optional gate-bias sweep (JSON + PNG).
 """
 import sys
 
+from dynmm_edge.apps.argtypes import positive_int
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("eval", help="evaluate a checkpoint (dynamic, rgb_only, full_depth; bias sweep)",
@@ -13,8 +15,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--json", required=True, help="where to write the report (JSON, atomic)")
     p.add_argument("--sweep", default="", help="comma-separated gate biases, e.g. -2,-1,0,1,2")
     p.add_argument("--png", default="", help="plot of mIoU vs depth MACs (default: JSON path with .png)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--threads", type=positive_int, default=2)
     p.set_defaults(func=run)
 
 

@@ -1,6 +1,8 @@
 """`dynmm-edge export CKPT_OR_PRESET -o DIR`: cut the network into branch ONNX files + manifest."""
 import argparse
 
+from dynmm_edge.apps.argtypes import multiple_of_32, positive_int
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="checkpoint or preset -> model folder (ONNX per branch + manifest.json)",
@@ -9,9 +11,9 @@ def add_parser(sub) -> None:
                               "  dynmm-edge export esanet_r34_nyuv2.pth -o models/r34 --height 480 --width 640 --fp16")
     p.add_argument("model", help="checkpoint file (ours, ESANet or DynMM), model folder, preset name, or 'demo'")
     p.add_argument("-o", "--out", required=True, help="model folder to create")
-    p.add_argument("--height", type=int, default=None, help="input height (multiple of 32; default: the model's)")
-    p.add_argument("--width", type=int, default=None, help="input width (multiple of 32; default: the model's)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (TensorRT 8.5 parses up to 17)")
+    p.add_argument("--height", type=multiple_of_32, default=None, help="input height (multiple of 32; default: the model's)")
+    p.add_argument("--width", type=multiple_of_32, default=None, help="input width (multiple of 32; default: the model's)")
+    p.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (TensorRT 8.5 parses up to 17)")
     p.add_argument("--dynamic-batch", action="store_true", help="export a dynamic batch dimension")
     p.add_argument("--fp16", action="store_true", help="also write FP16 ONNX variants (FP32 inputs/outputs)")
     p.add_argument("--force", action="store_true", help="replace an existing folder")

@@ -2,6 +2,8 @@
 import json
 import sys
 
+from dynmm_edge.apps.argtypes import multiple_of_32
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("info", help="describe a model: config, params, MACs per branch and per path",
@@ -9,8 +11,8 @@ def add_parser(subparsers) -> None:
                                           "parameters and MACs per branch and per path.")
     p.add_argument("model", metavar="CKPT_OR_PRESET", help="checkpoint file or preset name")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--height", type=int, default=None, help="count MACs at this input height (multiple of 32)")
-    p.add_argument("--width", type=int, default=None, help="count MACs at this input width (multiple of 32)")
+    p.add_argument("--height", type=multiple_of_32, default=None, help="count MACs at this input height (multiple of 32)")
+    p.add_argument("--width", type=multiple_of_32, default=None, help="count MACs at this input width (multiple of 32)")
     p.set_defaults(func=run)
 
 

@@ -9,6 +9,8 @@ import signal
 import sys
 import time
 
+from dynmm_edge.apps.argtypes import non_negative_int, positive_float, positive_int
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("record", help="record a source (RealSense, folder, synthetic://) to a .db3 file",
@@ -16,9 +18,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--source", required=True, help="source URI, e.g. realsense://, synthetic://?frames=100, DIR")
     p.add_argument("-o", "--output", required=True, help="output recording (.db3)")
     stop = p.add_mutually_exclusive_group()
-    stop.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
-    stop.add_argument("--frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--fps", type=int, default=0, help="frame rate stored in the file (default: the source's, else 30)")
+    stop.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds")
+    stop.add_argument("--frames", type=positive_int, default=None, help="stop after this many frames")
+    p.add_argument("--fps", type=non_negative_int, default=0, help="frame rate stored in the file (default: the source's, else 30)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 

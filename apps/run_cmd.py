@@ -1,6 +1,9 @@
 """`dynmm-edge run MODEL --source URI --sink URI ...`: live or offline RGB-D segmentation."""
 import argparse
 
+from dynmm_edge.apps.argtypes import positive_int, unit_float
+
+
 EPILOG = """examples:
   dynmm-edge run demo --source realsense://?filters=spatial,temporal --sink display://
   dynmm-edge run models/r34 --source walk.db3 --sink out.mp4 --sink jsonl://stats.jsonl --backend trt
@@ -15,7 +18,7 @@ def add_common_runtime_args(p) -> None:
     p.add_argument("--precision", default=None,
                    help="fp32 | fp16 | int8 | per kind/branch, e.g. gate=fp16,depth=int8,trunk=fp16")
     p.add_argument("--device", default=None, help="torch backend device, e.g. cuda (default cpu)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for ort/torch")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for ort/torch")
     p.add_argument("--policy", default=None, help="gate policy (default: argmax, or the model's default)")
     p.add_argument("--cuda-graphs", action="store_true", help="torch backend on CUDA: capture each branch as a CUDA graph")
 
@@ -31,41 +34,6 @@ def backend_options(args) -> dict:
         if getattr(args, "cuda_graphs", False):
             opts["cuda_graphs"] = True
     return opts
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (0, negatives and non-numbers are refused by name)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
-
-
-def finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value:g} must be > 0")
-    return value
-
-
-def unit_float(text: str) -> float:
-    value = finite_float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value:g} must be in [0, 1]")
-    return value
 
 
 def add_parser(sub) -> None:

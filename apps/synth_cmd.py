@@ -5,6 +5,8 @@ import argparse
 import sys
 import time
 
+from dynmm_edge.apps.argtypes import positive_int, unit_float
+
 
 def _size(text: str):
     try:
@@ -20,16 +22,16 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("synth", help="generate synthetic RGB-D frames (folder or .db3 recording)",
                               description=__doc__)
     p.add_argument("-o", "--out", required=True, help="output folder (--format dir) or file.db3 (--format db3)")
-    p.add_argument("--frames", type=int, default=100, help="number of frames (default 100)")
+    p.add_argument("--frames", type=positive_int, default=100, help="number of frames (default 100)")
     p.add_argument("--size", type=_size, default=(320, 240), help="WxH (default 320x240)")
-    p.add_argument("--hard-fraction", type=float, default=0.3, help="share of camouflaged + dark frames")
+    p.add_argument("--hard-fraction", type=unit_float, default=0.3, help="share of camouflaged + dark frames")
     p.add_argument("--format", choices=("dir", "db3"), default="dir")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", choices=("train", "test"), default="train", help="split folder for --format dir")
     p.add_argument("--motion", choices=("walk", "still"), default=None,
                    help="video: one scene with a moving / still camera (default: independent frames "
                         "for dir, walk for db3)")
-    p.add_argument("--fps", type=int, default=30, help="frame rate of a db3 recording")
+    p.add_argument("--fps", type=positive_int, default=30, help="frame rate of a db3 recording")
     p.set_defaults(func=run)
 
 
