@@ -32,6 +32,7 @@ class _Limiter:
         self.source, self.max_frames, self.seconds, self.quiet, self.out = source, frames, seconds, quiet, out
         self.count = 0
         self.interrupted = False
+        self.signum = None
         self.printed = False
         self.t0 = None
 
@@ -54,8 +55,10 @@ class _Limiter:
             if self.seconds is not None and now - self.t0 >= self.seconds:
                 break
 
-    def on_sigint(self, signum, frame):
+    def on_signal(self, signum, frame):
+        """SIGINT / SIGTERM / SIGHUP: finish the frame in hand, finalise the file, exit 128 + signal."""
         self.interrupted = True
+        self.signum = signum
 
 
 def run(args) -> int:
@@ -79,11 +82,13 @@ def run(args) -> int:
                 print("recording until Ctrl-C", file=sys.stderr)
             fps = args.fps or int(round(getattr(source, "fps", 0) or 30))
             limiter = _Limiter(source, args.frames, args.seconds, args.quiet)
-            previous = signal.signal(signal.SIGINT, limiter.on_sigint)
+            stops = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+            previous = {sig: signal.signal(sig, limiter.on_signal) for sig in stops}
             try:
                 n = write_recording(out, limiter, fps=fps)
             finally:
-                signal.signal(signal.SIGINT, previous)
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
     except DynMMError as exc:
         if limiter is not None and limiter.printed:
             print(file=sys.stderr)
@@ -91,6 +96,6 @@ def run(args) -> int:
         return 1
     if limiter.printed:
         print(file=sys.stderr)
-    note = " (stopped by Ctrl-C)" if limiter.interrupted else ""
+    note = f" (stopped by {signal.Signals(limiter.signum).name})" if limiter.interrupted else ""
     print(f"wrote {n} frames to {out}{note}")
-    return 0
+    return 128 + int(limiter.signum) if limiter.interrupted else 0
