@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Dict, Iterable, Mapping, Set
+from typing import Dict, Iterable, Mapping, Optional, Set
 
 from dynmm_edge.errors import DynMMError
 from dynmm_edge.signals import fault_point
@@ -113,16 +113,22 @@ def _generated_name(name: str, branches: Iterable[str]) -> bool:
 def sweep(folder) -> list:
     """Remove what a killed update left behind: generated files the manifest does not reference.
 
-    Call with the lock held. Returns the names removed.
+    Call with the lock held. Also removes staging folders of a killed export beside it
+    (.NAME.partial-*). Returns the names removed.
     """
     folder = Path(folder)
+    removed = []
+    for stale in folder.parent.glob(f".{folder.name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+        removed.append(stale.name)
+    if not folder.is_dir():
+        return removed
     try:
         data = read_manifest_dict(folder)
     except (OSError, ValueError):
-        return []
+        return removed
     refs = referenced_files(data) | {MANIFEST}
     branches = [str(b.get("name")) for b in data.get("branches", [])]
-    removed = []
     for p in folder.iterdir():
         if p.name in refs or not _generated_name(p.name, branches):
             continue
@@ -139,16 +145,18 @@ def _hash8_name(name: str, digest: str) -> str:
     return f"{stem}.{digest[:8]}.{ext}" if dot else f"{name}.{digest[:8]}"
 
 
-def place_files(folder, staged: Mapping[str, Path], protected: Set[str]) -> Dict[str, str]:
+def place_files(folder, staged: Mapping[str, Path], protected: Set[str],
+                names: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     """Copy staged files into `folder` without touching any name in `protected`.
 
-    Returns wanted name -> name actually used. A file whose bytes already sit under the wanted
+    Fills and returns `names`, wanted name -> name actually used, as it goes (so a caller
+    interrupted half-way knows what to remove). A file whose bytes already sit under the wanted
     name is reused; a protected name with other bytes gets a content-hash suffix.
     """
     from dynmm_edge.atomic import atomic_path
     from dynmm_edge.manifest import sha256_file
     folder = Path(folder)
-    names: Dict[str, str] = {}
+    names = {} if names is None else names
     for want, src in staged.items():
         digest = sha256_file(src)
         name = want
@@ -156,9 +164,10 @@ def place_files(folder, staged: Mapping[str, Path], protected: Set[str]) -> Dict
         if dst.exists() and name in protected and sha256_file(dst) != digest:
             name = _hash8_name(want, digest)
             dst = folder / name
-        names[want] = name
         if dst.exists() and sha256_file(dst) == digest:
+            names[want] = name
             continue
+        names[want] = name  # before the copy: an interrupted copy is removed as well
         with atomic_path(dst) as tmp:
             shutil.copyfile(src, tmp)
         fault_point(f"placed {name}")
@@ -176,13 +185,18 @@ def replace_manifest(folder, data: Mapping) -> None:
 
 
 def remove_unreferenced(folder, old_refs: Set[str], new_refs: Set[str]) -> None:
-    """Step 3: best effort (the folder is already consistent); leftovers go at the next sweep."""
-    for name in sorted(old_refs - new_refs):
-        try:
-            (Path(folder) / name).unlink()
-        except OSError:
-            continue
-        fault_point(f"removed {name}")
+    """Step 3: best effort (the folder is already consistent); leftovers go at the next sweep.
+
+    A stop signal waits until the loop is done (a few unlinks), so SIGTERM leaves no leftovers.
+    """
+    from dynmm_edge.signals import deferred
+    with deferred():
+        for name in sorted(old_refs - new_refs):
+            try:
+                (Path(folder) / name).unlink()
+            except OSError:
+                continue
+            fault_point(f"removed {name}")
 
 
 def rename_refs(data: dict, names: Mapping[str, str]) -> dict:
@@ -208,7 +222,7 @@ def commit(folder, staged: Mapping[str, Path], new_manifest: Mapping) -> dict:
     old_refs = referenced_files(read_manifest_dict(folder))
     placed: Dict[str, str] = {}
     try:
-        placed = place_files(folder, staged, old_refs)
+        place_files(folder, staged, old_refs, placed)
         data = rename_refs(dict(new_manifest), placed)
         parse_manifest(data, folder)  # hashes and graph must check out before anything is visible
         replace_manifest(folder, data)

@@ -75,15 +75,14 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
     check_size(height, "--height")
     check_size(width, "--width")
     torch = require("torch", "export")
-    from dynmm_edge.folder_commit import folder_lock
+    from dynmm_edge.folder_commit import folder_lock, sweep
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise DynMMError(f"{out_dir} exists and is not a folder: choose another -o/--out")
     with folder_lock(out_dir):  # a second export into the same folder fails instead of replacing it
         if out_dir.exists() and not force and any(out_dir.iterdir()):
             raise DynMMError(f"{out_dir} already exists and is not empty: pass --force to replace it")
-        for stale in out_dir.parent.glob(f".{out_dir.name}.partial-*"):  # left by a killed export
-            shutil.rmtree(stale, ignore_errors=True)
+        sweep(out_dir)  # what a killed export or update left behind
         _export_locked(spec, out_dir, torch, height, width, opset, dynamic_batch, fp16, progress)
     from dynmm_edge.manifest import load_manifest
     return load_manifest(out_dir)
@@ -182,9 +181,8 @@ def _swap_into_place(tmp: Path, out_dir: Path, manifest: Dict) -> None:
     any point leaves the old model or the new one. Any other existing folder (--force): moved
     aside, then replaced.
     """
-    from dynmm_edge.folder_commit import MANIFEST, commit, fsync_dir, sweep
+    from dynmm_edge.folder_commit import MANIFEST, commit, fsync_dir
     if (out_dir / MANIFEST).is_file():
-        sweep(out_dir)
         commit(out_dir, {p.name: p for p in sorted(tmp.iterdir()) if p.name != MANIFEST}, manifest)
         return
     old = None
