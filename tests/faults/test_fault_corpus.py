@@ -2,6 +2,7 @@
 message naming the culprit, no traceback, no existing file damaged, and no temp/lock litter."""
 import errno
 import json
+import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,6 +252,7 @@ def test_fault(case, model_copy, tmp_path, capsys, monkeypatch):
         for proc in getattr(ctx, "children", []):
             proc.send_signal(signal.SIGINT)  # the holder releases and removes its lock
             proc.wait(timeout=30)
+    _record(case, argv, ctx, rc, err)
     assert rc == case.code, (rc, err[-2000:])
     assert case.match in err, err[-2000:]
     assert "Traceback" not in err and "Traceback" not in out
@@ -258,6 +260,19 @@ def test_fault(case, model_copy, tmp_path, capsys, monkeypatch):
     assert len(error_lines) == 1, err  # one line says what went wrong
     assert tree_hashes(ctx.model, *ctx.protect) == before  # nothing that existed was damaged
     assert litter(ctx.tmp) == [] and litter(ctx.model) == []
+
+
+def _record(case, argv, ctx, rc, err):
+    """With DYNMM_EDGE_FAULT_TABLE=FILE, append what happened (docs/RELIABILITY.md's fault table)."""
+    table = os.environ.get("DYNMM_EDGE_FAULT_TABLE")
+    if not table:
+        return
+    line = next((ln for ln in err.splitlines() if "error:" in ln), err.strip().splitlines()[-1] if err.strip() else "")
+    shown = " ".join(str(a).replace(str(ctx.tmp), "WORK").replace(str(ctx.model), "MODEL") for a in argv)
+    line = line.replace(str(ctx.tmp), "WORK").replace(str(ctx.model), "MODEL")
+    with open(table, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"case": case.id, "command": shown, "exit": rc, "expected_exit": case.code,
+                             "message": line, "xfail": bool(case.marks)}) + "\n")
 
 
 def test_corpus_is_large_enough():
