@@ -145,25 +145,8 @@ def _export_locked(spec, out_dir: Path, torch, height, width, opset, dynamic_bat
         else:
             save_checkpoint(tmp / "model.pt", net, meta)
         fault_point("staged model.pt")
-        palette = [list(map(int, c)) for c in meta["palette"]]
-        # an imported static ESANet has no trained gate: run it as "always full depth" by default
-        gate_trained = bool(meta.get("gate_trained", meta.get("train", {}).get("gate_trained", True)))
-        manifest = {
-            "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "name": meta.get("name", out_dir.name),
-            "input": {"height": cfg.height, "width": cfg.width, "dynamic_batch": dynamic_batch},
-            "preprocess": preprocess, "classes": list(meta["classes"]), "palette": palette,
-            "gate": {"placement": cfg.gate, "branch": "gate", "output": "gate_logits", "paths": list(net.paths),
-                     "zero_inputs": zero_inputs, "present_input": "depth_present",
-                     "trained": gate_trained,
-                     "default_policy": meta.get("default_policy") or ("argmax" if gate_trained else "fixed:full")},
-            "branches": entries,
-            "paths": {str(k): list(v) for k, v in paths.items()},
-            "macs": {"total_per_path": {str(k): int(v) for k, v in costs["total_per_path"].items()},
-                     "depth_per_path": {str(k): int(v) for k, v in costs["depth_per_path"].items()}},
-            "model_config": cfg.to_dict(),
-            "checkpoint": {"file": "model.pt", "sha256": sha256_file(tmp / "model.pt")},
-            "created_by": {"dynmm_edge": __version__, "torch": torch.__version__, "opset": opset},
-        }
+        manifest = _manifest_dict(meta, out_dir, cfg, net, dynamic_batch, zero_inputs, entries, paths, costs,
+                                  sha256_file(tmp / "model.pt"), torch.__version__, opset)
         parse_manifest(manifest, tmp)  # validate before it becomes visible
         from dynmm_edge.atomic import write_json
         write_json(tmp / "manifest.json", manifest)
@@ -171,6 +154,29 @@ def _export_locked(spec, out_dir: Path, torch, height, width, opset, dynamic_bat
         _swap_into_place(tmp, out_dir, manifest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _manifest_dict(meta, out_dir, cfg, net, dynamic_batch, zero_inputs, entries, paths, costs, checkpoint_sha,
+                   torch_version, opset) -> Dict:
+    palette = [list(map(int, c)) for c in meta["palette"]]
+    # an imported static ESANet has no trained gate: run it as "always full depth" by default
+    gate_trained = bool(meta.get("gate_trained", meta.get("train", {}).get("gate_trained", True)))
+    return {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "name": meta.get("name", out_dir.name),
+        "input": {"height": cfg.height, "width": cfg.width, "dynamic_batch": dynamic_batch},
+        "preprocess": meta["preprocess"], "classes": list(meta["classes"]), "palette": palette,
+        "gate": {"placement": cfg.gate, "branch": "gate", "output": "gate_logits", "paths": list(net.paths),
+                 "zero_inputs": zero_inputs, "present_input": "depth_present",
+                 "trained": gate_trained,
+                 "default_policy": meta.get("default_policy") or ("argmax" if gate_trained else "fixed:full")},
+        "branches": entries,
+        "paths": {str(k): list(v) for k, v in paths.items()},
+        "macs": {"total_per_path": {str(k): int(v) for k, v in costs["total_per_path"].items()},
+                 "depth_per_path": {str(k): int(v) for k, v in costs["depth_per_path"].items()}},
+        "model_config": cfg.to_dict(),
+        "checkpoint": {"file": "model.pt", "sha256": checkpoint_sha},
+        "created_by": {"dynmm_edge": __version__, "torch": torch_version, "opset": opset},
+    }
 
 
 def _swap_into_place(tmp: Path, out_dir: Path, manifest: Dict) -> None:
