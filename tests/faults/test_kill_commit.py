@@ -5,6 +5,7 @@ The kill is injected by dynmm_edge.signals.fault_point (DYNMM_EDGE_FAULT_STEP=N)
 a forked child of this (already warm) process, which is a real process for the kernel: SIGKILL
 ends it with no cleanup at all.
 """
+import json
 import os
 import re
 import shutil
@@ -90,6 +91,11 @@ def _sweep_kills(argv, tmp, folder_factory, before, after, pick=None):
                 pytest.fail(f"{where}: folder is neither the old nor the new model; differs from old in {diff}\n{err}")
             assert litter(folder) == [] and litter(folder.parent) == [], where
             outcomes[where] = "old" if state == before else "new"
+    table = os.environ.get("DYNMM_EDGE_KILL_TABLE")  # docs/RELIABILITY.md's kill table
+    if table:
+        with open(table, "a", encoding="utf-8") as fh:
+            for where, outcome in outcomes.items():
+                fh.write(json.dumps({"command": argv("MODEL")[0], "kill": where, "folder_after": outcome}) + "\n")
     return outcomes
 
 
