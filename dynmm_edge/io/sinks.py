@@ -66,7 +66,7 @@ class Sink:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None or exc_type is KeyboardInterrupt:
+        if exc_type is None or issubclass(exc_type, KeyboardInterrupt):  # Ctrl-C, SIGTERM, SIGHUP
             self.close()
         else:
             self.abort()
