@@ -174,9 +174,10 @@ def code_order_strings(elf: Elf):
         i = m.start()
         target = va + i + 7 + struct.unpack_from("<i", text, i + 3)[0]
         owner = functions.at(va + i)
+        if target in docsyms:  # the address of a tensorrt::<Class>Doc::<member> pointer
+            out.append((va + i, "docsym", docsyms[target], owner))
+            continue
         if text[i + 1] == 0x8B:
-            if target in docsyms:
-                out.append((va + i, "docsym", docsyms[target], owner))
             continue
         s = elf.string_at(target)
         if IDENT.fullmatch(s):
@@ -221,7 +222,9 @@ def attribute(seq):
         else:  # an inline docstring belongs to the nearest member name (the one loaded next, else before)
             cls, member = owner, _nearest_member(seq, i)
         if cls and member and names and member != "descr":
-            args.setdefault(f"{cls}.{member}", names)
+            overloads = args.setdefault(f"{cls}.{member}", [])
+            if names not in overloads:
+                overloads.append(names)
     return {k: sorted(v) for k, v in sorted(classes.items())}, dict(sorted(args.items()))
 
 
@@ -260,7 +263,7 @@ def extract(wheel: Path, version: str) -> dict:
             "wheel": wheel.name, "wheel_sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(),
             "so": so_name, "so_sha256": hashlib.sha256(so).hexdigest(),
             "note": "classes[C] = names loaded by C's binding code (members, enum values, argument names): a "
-                    "superset of C's attributes; args = ':arg' names of the member's docstring, in order",
+                    "superset of C's attributes; args[C.m] = the ':arg' names of each documented overload of C.m, in order",
             "python_names": py_names, "classes": classes, "args": args}
 
 
