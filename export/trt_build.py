@@ -229,7 +229,8 @@ def _make_network(trt, builder, plan: BuildPlan, logger, parse_path: Path, parse
     return network, net_flags
 
 
-def _batch_profiles(builder, config, network, profile: BatchProfile, calibrator, onnx_name: str) -> None:
+def _batch_profiles(builder, config, network, profile: BatchProfile, plan: BuildPlan, calibrator,
+                    onnx_name: str) -> None:
     """One optimisation profile for a dynamic batch (and the calibration profile for 8.x/10 calibration)."""
     dynamic = False
     opt_profile = builder.create_optimization_profile()
@@ -246,7 +247,7 @@ def _batch_profiles(builder, config, network, profile: BatchProfile, calibrator,
     if not dynamic:
         return
     config.add_optimization_profile(opt_profile)
-    if calibrator is not None:
+    if plan.calibrate:
         # implicit calibration of a dynamic-batch network runs at the calibrator's fixed batch size
         bs = int(calibrator.get_batch_size())
         calib_profile = builder.create_optimization_profile()
@@ -265,7 +266,7 @@ def _make_config(trt, builder, network, plan: BuildPlan, workspace_mb: int, prof
         config.set_flag(getattr(trt.BuilderFlag, name))
     if plan.calibrate:
         config.int8_calibrator = calibrator
-    _batch_profiles(builder, config, network, profile, calibrator if plan.calibrate else None, onnx_name)
+    _batch_profiles(builder, config, network, profile, plan, calibrator, onnx_name)
     return config
 
 
