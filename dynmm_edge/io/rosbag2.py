@@ -47,8 +47,12 @@ def is_rosbag2_path(path) -> bool:
 
 
 def _corrupt(path, exc, where="") -> DataError:
-    return DataError(f"rosbag2 {path}: cannot read{where} ({type(exc).__name__}: {exc}); "
-                     f"the bag may be truncated or corrupt")
+    p = Path(path)
+    files = sorted(f.name for f in p.iterdir() if f.suffix in (".mcap", ".db3")) if p.is_dir() else []
+    named = f" (storage file {', '.join(files)})" if files else ""
+    return DataError(f"rosbag2 {path}{named}: cannot read{where} ({type(exc).__name__}: {exc}); the bag may be "
+                     f"truncated or corrupt (a recorder killed mid-write leaves MCAP without its index: "
+                     f"`mcap recover` salvages it)")
 
 
 def _open_reader(path: Path):

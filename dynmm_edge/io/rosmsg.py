@@ -20,6 +20,7 @@ IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 STRING = "std_msgs/msg/String"
+DIAGNOSTICS = "diagnostic_msgs/msg/DiagnosticArray"
 IMAGE_TYPES = (IMAGE, COMPRESSED)
 
 # realsense-ros topic layouts, newest first (wrapper 4.x nests camera_name under the namespace)
@@ -253,6 +254,13 @@ class RosbagsMessages:
         return self._Info(header=self.header(ns, frame_id), height=height, width=width, distortion_model="plumb_bob",
                           d=np.zeros(5, np.float64), k=k, r=np.eye(3).reshape(-1), p=p, binning_x=0, binning_y=0,
                           roi=roi)
+
+    def diagnostics(self, ns: int, name: str, level: int, message: str, values: Dict[str, object]):
+        t = self.store.types
+        kvs = [t["diagnostic_msgs/msg/KeyValue"](key=str(k), value=str(v)) for k, v in values.items()]
+        status = t["diagnostic_msgs/msg/DiagnosticStatus"](level=int(level), name=name, message=message,
+                                                           hardware_id="", values=kvs)
+        return t[DIAGNOSTICS](header=self.header(ns, ""), status=[status])
 
     def serialize(self, msg) -> bytes:
         return self.store.serialize_cdr(msg, msg.__msgtype__)
