@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, Iterable, Optional, Sequence, Tuple
 
@@ -227,17 +228,29 @@ class AtomicBag:
         plugin = rb.StoragePlugin.MCAP if storage == "mcap" else rb.StoragePlugin.SQLITE3
         self.msgs = RosbagsMessages()
         self.what = what
+        # SQLite connections refuse use from a second thread, and a sink is opened on one thread and
+        # written on the pipeline's output thread: every writer call runs on this one thread
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rosbag2-writer")
         self._writer = rb.Writer(self._tmp, version=8, storage_plugin=plugin)
-        self._writer.open()
+        try:
+            self._call(self._writer.open)
+        except BaseException:
+            self._io.shutdown()
+            shutil.rmtree(self._tmp_root, ignore_errors=True)
+            raise
         self._cons: Dict[str, object] = {}
         self.counts: Dict[str, int] = {}
         self._done = False
 
+    def _call(self, fn, *args, **kw):
+        return self._io.submit(fn, *args, **kw).result()
+
     def write(self, topic: str, msg, log_ns: int) -> None:
         con = self._cons.get(topic)
         if con is None:
-            con = self._cons[topic] = self._writer.add_connection(topic, msg.__msgtype__, typestore=self.msgs.store)
-        self._writer.write(con, int(log_ns), self.msgs.serialize(msg))
+            con = self._cons[topic] = self._call(self._writer.add_connection, topic, msg.__msgtype__,
+                                                 typestore=self.msgs.store)
+        self._call(self._writer.write, con, int(log_ns), self.msgs.serialize(msg))
         self.counts[topic] = self.counts.get(topic, 0) + 1
 
     def close(self) -> Path:
@@ -245,12 +258,14 @@ class AtomicBag:
             return self.out
         self._done = True
         try:
-            self._writer.close()
+            self._call(self._writer.close)
+            self._io.shutdown()
             for f in self._tmp.iterdir():
                 with open(f, "rb+") as fh:
                     os.fsync(fh.fileno())
             os.rename(self._tmp, self.out)  # fails rather than replace a folder that appeared meanwhile
         except BaseException:
+            self._io.shutdown()
             shutil.rmtree(self._tmp_root, ignore_errors=True)
             raise
         shutil.rmtree(self._tmp_root, ignore_errors=True)
@@ -261,9 +276,10 @@ class AtomicBag:
             return
         self._done = True
         try:
-            self._writer.close()
+            self._call(self._writer.close)
         except Exception:  # the partial bag is discarded either way
             pass
+        self._io.shutdown()
         shutil.rmtree(self._tmp_root, ignore_errors=True)
 
     def __enter__(self):
