@@ -114,3 +114,75 @@ def test_ros2_command_without_rclpy_says_how_to_install(monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("dynmm-edge ros2: error: rclpy is not importable")
     assert "Humble" in err[0] and "Jazzy" in err[0] and "source /opt/ros/<distro>/setup.bash" in err[0]
+
+
+def test_rclpy_shell_wires_parameters_qos_topics_and_publishes(make_bag, monkeypatch):
+    """apps/ros2_cmd.py against a fake rclpy: parameters from --ros-args, sensor QoS, remapped
+    topics, and every recorded pair published with its stamp through rclpy-style messages."""
+    import time
+    import types
+
+    from dynmm_edge.apps import ros2_cmd
+    from dynmm_edge.apps.cli import build_parser
+    from tests.fakes.fake_ros import fake_ros_modules, to_rclpy_image
+    mods, submodules = fake_ros_modules()
+    for name, mod in submodules.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    rclpy, sensor = mods[0], mods[1]
+    old = "/camera/color/image_raw", "/camera/aligned_depth_to_color/image_raw"
+    msgs = [(t, m) for t, m in recorded_messages(make_bag("shell", n=3, namespace="/camera")) if t in old]
+    opened = {}
+
+    class FakeSession:
+        manifest = types.SimpleNamespace(palette=[(1, 2, 3)] * 40, classes=[str(i) for i in range(40)])
+        infer = CountingInfer()
+
+        def describe(self):
+            return "fake"
+
+        def close(self):
+            opened["closed"] = True
+
+    def open_session(model, **kw):
+        opened.update(model=model, **kw)
+        return FakeSession()
+
+    args = build_parser().parse_args(["ros2", "demo", "--policy", "fixed:1", "--ros-args", "-p", "policy:=fixed:3",
+                                      "-p", f"rgb_topic:={old[0]}", "-p", f"depth_topic:={old[1]}",
+                                      "-p", "prefix:=/seg_front", "-p", "tolerance_ms:=5.0"])
+
+    def published(node, topic):
+        return node.pubs[topic].sent
+
+    real_spin = rclpy.spin
+
+    def spin(node):
+        def wait_one(k):
+            def wait():
+                deadline = time.monotonic() + 10
+                while len(published(node, "/seg_front/labels")) < k and time.monotonic() < deadline:
+                    time.sleep(0.005)
+            return wait
+        node.inbox, k = [], 0
+        for topic, m in msgs:
+            k += topic == old[1]
+            node.inbox.append((topic, to_rclpy_image(m, sensor), wait_one(k) if topic == old[1] else None))
+        real_spin(node)
+    rclpy.spin = spin
+
+    assert ros2_cmd.run(args, rclpy_modules=mods, open_session=open_session) == 0
+    node = rclpy.state["nodes"][0]
+    assert rclpy.state["args"][1:4] == ["--ros-args", "-p", "policy:=fixed:3"]
+    assert opened["policy"] == "fixed:3" and opened["backend"] == "ort" and opened["closed"]
+    assert sorted(node.subs) == sorted(old) and node.subs[old[0]].type is sensor.Image
+    qos = node.subs[old[0]].qos
+    assert (qos.reliability, qos.history, qos.depth) == ("best_effort", "keep_last", 1)
+    labels = published(node, "/seg_front/labels")
+    assert len(labels) == 3 and labels[0].encoding == "mono8" and isinstance(labels[0].data, __import__("array").array)
+    assert [(m.header.stamp.sec, m.header.stamp.nanosec) for m in labels] == \
+        [(m.header.stamp.sec, m.header.stamp.nanosec) for t, m in msgs if t == old[0]]
+    assert len(published(node, "/seg_front/overlay")) == 3 and json.loads(
+        published(node, "/seg_front/status")[2].data)["frame"] == 2
+    diag = published(node, "/diagnostics")[0].status[0]
+    assert diag.level == bytes([OK]) and diag.name == "dynmm_edge: segmentation"
+    assert getattr(node, "destroyed", False) and not rclpy.ok()
