@@ -25,7 +25,7 @@ from dynmm_edge._lazy import require
 from dynmm_edge.errors import DataError
 from dynmm_edge.io.base import FrameSource
 from dynmm_edge.io.rosmsg import (CAMERA_INFO, COMPRESSED, DEPTH_TOPICS, IMAGE, IMAGE_TYPES, OUT_PREFIX, RGB_TOPICS,
-                                  SINK_OPTIONS, SOURCE_OPTIONS, STRING, RosbagsMessages, frame_from_pair,
+                                  SINK_OPTIONS, SOURCE_OPTIONS, RosbagsMessages, frame_from_pair,
                                   intrinsics_of, result_messages, stamp_ns)
 from dynmm_edge.io.rossync import ApproxTimeSync
 from dynmm_edge.io.sinks import Sink
@@ -370,4 +370,4 @@ def _rgb_and_metres(f, where, i) -> Tuple[np.ndarray, np.ndarray]:
 
 
 __all__ = ["Rosbag2Source", "Rosbag2Sink", "AtomicBag", "write_camera_bag", "is_rosbag2_path", "open_rosbag2",
-           "open_rosbag2_sink", "SOURCE_OPTIONS", "SINK_OPTIONS", "STRING"]
+           "open_rosbag2_sink", "SOURCE_OPTIONS", "SINK_OPTIONS"]
