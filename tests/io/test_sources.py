@@ -4,7 +4,8 @@ import pytest
 
 from dynmm_edge._lazy import available
 from dynmm_edge.errors import DataError
-from dynmm_edge.io.base import FakeLiveSource, ListSource, parse_uri, resolve_options
+from dynmm_edge.io.base import ListSource, parse_uri, resolve_options
+from dynmm_edge.testing import FakeLiveSource
 from dynmm_edge.io.sources import open_source
 from dynmm_edge.types import Frame
 

@@ -2,15 +2,8 @@ import time
 
 import pytest
 
-from dynmm_edge.power import FakeMeter, PowerMeter, TrapezoidIntegrator, measure
-
-
-class FakeClock:
-    def __init__(self, t=100.0):
-        self.t = t
-
-    def __call__(self):
-        return self.t
+from dynmm_edge.power import PowerMeter, TrapezoidIntegrator, measure
+from dynmm_edge.testing import FakeClock, FakeMeter
 
 
 def test_trapezoid_integrates_linear_ramp_exactly():
@@ -24,7 +17,7 @@ def test_trapezoid_integrates_linear_ramp_exactly():
 
 
 def test_fake_meter_scripted_with_fake_clock():
-    clk = FakeClock()
+    clk = FakeClock(100.0)
     m = FakeMeter(power=[2.0, 4.0, 4.0, 0.0], clock=clk, start=False, sample_on_read=False)
     assert isinstance(m, PowerMeter)
     clk.t += 1.0
