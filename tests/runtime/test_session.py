@@ -275,3 +275,19 @@ def test_model_cache_key_covers_source_version_and_export_settings():
     assert key != model_cache_key("sha256:ab", settings, version="0.2.0")
     assert key != model_cache_key("sha256:ab", {**settings, "opset": settings["opset"] + 1}, version="0.1.0")
     assert key != model_cache_key("sha256:cd", settings, version="0.1.0")
+
+
+def test_changed_branch_file_is_refused_at_load(tiny_export, tmp_path):
+    """Backends trust the manifest's hash check, so loading must catch a modified branch file."""
+    import shutil
+    from dynmm_edge.errors import ManifestError
+    from dynmm_edge.manifest import load_manifest
+    _, _, m = tiny_export
+    folder = tmp_path / "model"
+    shutil.copytree(m.folder, folder)
+    name = m.branches[1].file
+    with open(folder / name, "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ManifestError, match=rf"sha256 of .*{name}.*manifest says"):
+        load_manifest(folder)
+    assert load_manifest(folder, verify_hashes=False).branch(m.branches[1].name).file == name
