@@ -46,7 +46,7 @@ def run(args) -> int:
     from dynmm_edge.bench.run import mode_policies, run_bench
     from dynmm_edge.io.sources import open_source
     from dynmm_edge.power.discover import discover
-    from dynmm_edge.runtime.session import open_session
+    from dynmm_edge.models import open_session
 
     biases = [float(b) for b in args.bias.split(",") if b.strip()]
     # open the model first: a bad model name should fail before frames are loaded

@@ -5,7 +5,7 @@ import importlib
 import logging
 import sys
 
-from dynmm_edge import __version__
+from dynmm_edge._version import __version__
 from dynmm_edge.errors import DynMMError
 
 # subcommand -> module in dynmm_edge.apps exposing add_parser(subparsers) and run(args)
@@ -22,6 +22,7 @@ COMMANDS = {
     "synth": "synth_cmd",
     "train": "train_cmd",
     "eval": "eval_cmd",
+    "ros2": "ros2_cmd",
 }
 
 EPILOG = """examples:

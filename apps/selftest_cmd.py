@@ -40,19 +40,19 @@ def _reference_feeds(m, seed=0):
     ort = OrtBackend()
     for name in m.paths[m.full_path]:
         b = m.branch(name)
-        with ort.open(b, m.folder, "fp32") as r:
+        with ort.open(b, m, "fp32") as r:
             feeds.update(r.infer({t.name: feeds[t.name] for t in b.inputs}))
     return feeds
 
 
 def _pick_backend(args):
     from dynmm_edge.backends.tensorrt import trt_available
-    from dynmm_edge.runtime.session import make_backend
+    from dynmm_edge.models import open_backend
     choice = args.backend
     if choice in ("auto", "trt"):
         ok, why = trt_available()
         if ok:
-            return "trt", make_backend("trt")
+            return "trt", open_backend("trt")
         if choice == "trt":
             from dynmm_edge.errors import DynMMError
             raise DynMMError(f"TensorRT is not usable here: {why}")
@@ -62,16 +62,15 @@ def _pick_backend(args):
         from dynmm_edge._lazy import available
         if not available("torch"):
             print("PyTorch is not installed either: comparing ONNX Runtime with itself (sanity check only).")
-            return "ort", make_backend("ort")
+            return "ort", open_backend("ort")
         import torch
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return "torch", make_backend("torch", device=device, fp16=(args.precision == "fp16" and device == "cuda"))
-    return choice, make_backend(choice)
+        return "torch", open_backend("torch", device=device, fp16=(args.precision == "fp16" and device == "cuda"))
+    return choice, open_backend(choice)
 
 
 def run(args) -> int:
-    from dynmm_edge.manifest import load_manifest
-    from dynmm_edge.runtime.session import parse_precision
+    from dynmm_edge.manifest import load_manifest, parse_precision
     m = load_manifest(args.model_dir)
     name, backend = _pick_backend(args)
     precisions = parse_precision(args.precision, m)
@@ -80,7 +79,7 @@ def run(args) -> int:
     for b in m.branches:
         prec = precisions[b.name]
         tol, min_agree = TOLERANCE[prec]
-        with backend.open(b, m.folder, prec if prec in b.variants or name == "trt" else None) as r:
+        with backend.open(b, m, prec if prec in b.variants or name == "trt" else None) as r:
             dev_feeds = {t.name: backend.upload(ref[t.name]) for t in b.inputs}
             out = r.infer(dev_feeds)
             times = []

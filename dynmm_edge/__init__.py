@@ -3,7 +3,7 @@
 The runtime imports with numpy alone; torch, onnxruntime, TensorRT, pyrealsense2 and OpenCV are
 imported lazily by the pieces that need them.
 """
-__version__ = "0.1.0"
+from dynmm_edge._version import __version__  # noqa: F401
 
 from dynmm_edge.errors import (  # noqa: F401
     DynMMError, ManifestError, DataError, MissingDependency, BackendError, CheckpointError,
@@ -13,7 +13,7 @@ from dynmm_edge.types import Frame, Result  # noqa: F401
 
 def load(model="demo", backend="ort", **kwargs):
     """Open a model (folder, checkpoint file or 'demo') as a runtime Session."""
-    from dynmm_edge.runtime.session import open_session
+    from dynmm_edge.models import open_session
     return open_session(model, backend=backend, **kwargs)
 
 
