@@ -97,6 +97,7 @@ def run(args) -> int:
         return 1
     if limiter.printed:
         print(file=sys.stderr)
-    note = f" (stopped by {signal.Signals(limiter.signum).name})" if limiter.interrupted else ""
+    name = "Ctrl-C" if limiter.signum == signal.SIGINT else signal.Signals(limiter.signum).name if limiter.signum else ""
+    note = f" (stopped by {name})" if limiter.interrupted else ""
     print(f"wrote {n} frames to {out}{note}")
     return 128 + int(limiter.signum) if limiter.interrupted else 0

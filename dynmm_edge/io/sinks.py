@@ -17,7 +17,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import numpy as np
 
 from dynmm_edge._lazy import require
-from dynmm_edge.atomic import UMASK, write_bytes
+from dynmm_edge.atomic import current_umask, write_bytes
 from dynmm_edge.errors import DataError
 from dynmm_edge.io.base import parse_uri, resolve_options
 from dynmm_edge.types import Result
@@ -242,7 +242,7 @@ class VideoSink(Sink):
                 self._check_written()
                 with open(self.tmp_path, "rb+") as fh:
                     os.fsync(fh.fileno())
-                os.chmod(self.tmp_path, 0o666 & ~UMASK)  # mkstemp made it 0600
+                os.chmod(self.tmp_path, 0o666 & ~current_umask())  # mkstemp made it 0600
                 os.replace(self.tmp_path, self.path)
             except OSError as exc:
                 self._discard()
@@ -352,7 +352,7 @@ class JsonlSink(Sink):
         except BaseException:
             self._lock.release()
             raise
-        os.chmod(tmp, 0o666 & ~UMASK)
+        os.chmod(tmp, 0o666 & ~current_umask())
         self.tmp_path = Path(tmp)
         self._fh = os.fdopen(fd, "w", encoding="utf-8")
 

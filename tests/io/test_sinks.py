@@ -1,7 +1,7 @@
 """Sinks (jsonl, png, video, null, multi), URI errors, and the overlay helpers."""
 import json
 
-from dynmm_edge.atomic import UMASK
+from dynmm_edge.atomic import current_umask
 
 import numpy as np
 import pytest
@@ -106,7 +106,7 @@ def test_video_sink_writes_readable_mp4_and_leaves_no_temp(tmp_path):
     assert not path.exists() and sorted(p.suffix for p in tmp_path.iterdir()) == [".lock", ".mp4"]
     sink.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
-    assert path.stat().st_mode & 0o777 == 0o666 & ~UMASK  # normal permissions, not mkstemp's 0600
+    assert path.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # normal permissions, not mkstemp's 0600
     cap = cv2.VideoCapture(str(path))
     try:
         assert cap.isOpened()
