@@ -277,3 +277,14 @@ def _record(case, argv, ctx, rc, err):
 
 def test_corpus_is_large_enough():
     assert len(CASES) >= 40
+
+
+def test_verbose_shows_the_traceback(tmp_path, capsys):
+    """-v re-raises the original error (here an OSError) instead of the one-line message."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    from dynmm_edge.apps.cli import main
+    with pytest.raises(OSError):
+        main(["-v", "synth", "-o", str(blocker / "s"), "--frames", "1"])
+    rc, out, err = run_cli(["synth", "-o", blocker / "s", "--frames", "1"], capsys)
+    assert rc == 1 and "Not a directory" in err and "Traceback" not in err

@@ -16,6 +16,8 @@ import pytest
 
 from tests.faults.conftest import litter, tree_hashes
 
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="kills are injected into forked children (POSIX)")
+
 SRC = "synthetic://?frames=12&width=64&height=64"
 
 
