@@ -147,7 +147,8 @@ def _read(path: Path):
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        from dynmm_edge.model.importers import torch_load_weights
+        return torch_load_weights(path)
     except Exception as exc:  # pickle errors, truncated zip, disallowed globals
         raise CheckpointError(f"{path}: cannot be read as a torch checkpoint with weights_only=True: "
                               f"{type(exc).__name__}: {exc}") from None

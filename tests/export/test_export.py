@@ -84,6 +84,21 @@ def test_r34_nbt1d_all_paths(tmp_path):
     _check_all_paths(net, m, "torch")
 
 
+def test_adaptive_pyramid_pooling_exports_for_tensorrt(tmp_path):
+    """Uneven adaptive bins (a 3x5 map, bins 1 and 5) export as Slice + ReduceMean, pass the
+    TensorRT parser check at export, and the branches reproduce the eager model."""
+    net, meta = _small("esanet-r34-nbt1d-nyuv2", width_mult=0.125, height=96, width=160,
+                       decoder_channels=(32, 16, 16), decoder_blocks=(1, 1, 1))
+    assert net.config.context_pooling == "adaptive"
+    m = export_model((net, meta), tmp_path / "r34a")
+    from dynmm_edge.export.trt_check import check_model
+    trunk = onnx.load(str(m.folder / "trunk.onnx"))
+    assert check_model(trunk, "trunk") == []
+    ops = {n.op_type for n in trunk.graph.node}
+    assert {"Slice", "ReduceMean"} <= ops
+    _check_all_paths(net, m, "ort")
+
+
 def test_stem_gate_r50_all_paths(tmp_path):
     net, meta = _small("dynmm-r50-nyuv2", width_mult=0.0625, height=64, width=64,
                        decoder_channels=(16, 16, 16), decoder_blocks=(1, 1, 1))
