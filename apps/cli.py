@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from dynmm_edge.apps.common import check_required
+    check_required(args)
     try:
         return int(args.func(args) or 0)
     except DynMMError as exc:
