@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
                                      "  dynmm-edge eval demo --source data/synth --json eval.json   # finds the split")
     add_output(p, required=True, help="output folder (--format dir) or file.db3 (--format db3)")
     p.add_argument("--frames", type=int, default=100, help="number of frames (default 100)")
-    p.add_argument("--size", type=_size, default=(320, 240), help="WxH (default 320x240)")
+    p.add_argument("--size", type=_size, default=(320, 240), metavar="WxH", help="frame size WxH (default 320x240)")
     p.add_argument("--hard-fraction", type=float, default=0.3, help="share of camouflaged + dark frames")
     p.add_argument("--format", choices=("dir", "db3"), default="dir")
     p.add_argument("--seed", type=int, default=0)

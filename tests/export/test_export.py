@@ -269,3 +269,28 @@ def test_trt_static_check_flags_problems():
     assert any("Einsum" in p for p in problems)
     model.opset_import[0].version = 19
     assert any("opset 19" in p for p in check_model(model, "b"))
+
+
+def test_untrained_preset_export_is_marked_and_warned(tmp_path, capsys):
+    from dynmm_edge.apps.cli import main
+    assert main(["export", "tiny-test", "-o", str(tmp_path / "u")]) == 0
+    err = capsys.readouterr().err
+    assert "UNTRAINED random weights" in err and "trained: false" in err
+    m = load_manifest(tmp_path / "u")
+    assert m.extra["trained"] is False
+    assert m.gate["trained"] is False and m.gate["default_policy"] == "fixed:full"
+    # a trained checkpoint (the shipped demo model) stays trained, with the gate's own policy
+    assert main(["export", "demo", "-o", str(tmp_path / "d")]) == 0
+    assert "UNTRAINED" not in capsys.readouterr().err
+    d = load_manifest(tmp_path / "d")
+    assert d.extra["trained"] is True and d.gate["default_policy"] == "argmax"
+
+
+def test_export_flags_size_num_classes_dataset(tmp_path, capsys):
+    from dynmm_edge.apps.cli import main
+    assert main(["export", "tiny-test", "-o", str(tmp_path / "c"), "--size", "96x64", "--num-classes", "19"]) == 0
+    m = load_manifest(tmp_path / "c")
+    assert (m.width, m.height) == (96, 64) and len(m.classes) == 19 and len({tuple(c) for c in m.palette}) == 19
+    assert "96x64" in capsys.readouterr().out
+    assert main(["export", "tiny-test", "-o", str(tmp_path / "x"), "--dataset", "nyuv2"]) == 1
+    assert "dataset/overrides apply to imported ESANet/DynMM checkpoints" in capsys.readouterr().err
