@@ -21,6 +21,7 @@ COMMANDS = {
     "synth": "synth_cmd",
     "train": "train_cmd",
     "eval": "eval_cmd",
+    "ros2": "ros2_cmd",
 }
 
 EPILOG = """examples:

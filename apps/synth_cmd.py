@@ -1,9 +1,19 @@
-"""`dynmm-edge synth`: write synthetic RGB-D data as a NYUv2-layout folder or a RealSense .db3 recording."""
+"""`dynmm-edge synth`: write synthetic RGB-D data as a NYUv2-layout folder, a RealSense .db3 recording
+or a rosbag2 bag shaped like realsense-ros output (MCAP or SQLite3)."""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+
+
+EPILOG = """examples:
+  dynmm-edge synth -o data/synth --frames 500 --size 320x240
+  dynmm-edge synth --format db3 -o walk.db3 --frames 300
+  dynmm-edge synth --format rosbag2 -o walk_bag --frames 60 --size 256x192 [--storage sqlite3]
+  dynmm-edge synth -o data/synth --frames 200 --split test --seed 1     # a held-out split
+  dynmm-edge eval demo --source data/synth --json eval.json            # eval finds test, else val, else train
+"""
 
 
 def _size(text: str):
@@ -18,25 +28,24 @@ def _size(text: str):
 
 def add_parser(subparsers) -> None:
     from dynmm_edge.apps.common import add_output
-    p = subparsers.add_parser("synth", help="generate synthetic RGB-D frames (folder or .db3 recording)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                              epilog="examples:\n"
-                                     "  dynmm-edge synth -o data/synth --frames 2000 --size 320x240 --hard-fraction 0.3\n"
-                                     "  dynmm-edge synth -o data/synth --frames 200 --split test --seed 1   # held out\n"
-                                     "  dynmm-edge synth -o walk.db3 --format db3 --frames 300\n"
-                                     "  dynmm-edge eval demo --source data/synth --json eval.json   # finds the split")
-    add_output(p, required=True, help="output folder (--format dir) or file.db3 (--format db3)")
+    p = subparsers.add_parser("synth", help="generate synthetic RGB-D frames (folder, .db3 recording or rosbag2)",
+                              description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_output(p, required=True,
+               help="output folder (--format dir), file.db3 (--format db3) or new bag folder (--format rosbag2)")
     p.add_argument("--frames", type=int, default=100, help="number of frames (default 100)")
     p.add_argument("--size", type=_size, default=(320, 240), metavar="WxH", help="frame size WxH (default 320x240)")
     p.add_argument("--hard-fraction", type=float, default=0.3, help="share of camouflaged + dark frames")
-    p.add_argument("--format", choices=("dir", "db3"), default="dir")
+    p.add_argument("--format", choices=("dir", "db3", "rosbag2"), default="dir",
+                   help="rosbag2: /camera/camera/color/image_raw (rgb8), .../aligned_depth_to_color/image_raw "
+                        "(16UC1 mm) and camera_info, as realsense-ros 4.x publishes them")
+    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage (default mcap)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", choices=("train", "val", "test"), default="train",
                    help="split folder for --format dir (default train; `eval` reads test, else val, else train)")
     p.add_argument("--motion", choices=("walk", "still"), default=None,
                    help="video: one scene with a moving / still camera (default: independent frames "
-                        "for dir, walk for db3)")
-    p.add_argument("--fps", type=int, default=30, help="frame rate of a db3 recording")
+                        "for dir, walk for db3 and rosbag2)")
+    p.add_argument("--fps", type=int, default=30, help="frame rate of a db3 recording or rosbag2 bag")
     p.set_defaults(func=run)
 
 
@@ -62,7 +71,7 @@ def run(args) -> int:
         print(f"dynmm-edge synth: error: {exc}", file=sys.stderr)
         return 2
     world = SyntheticWorld(cfg)
-    motion = args.motion or ("walk" if args.format == "db3" else None)
+    motion = args.motion or ("walk" if args.format in ("db3", "rosbag2") else None)
     if motion is None:
         src = (world.frame(i) for i in range(args.frames))
     else:
@@ -80,6 +89,10 @@ def run(args) -> int:
             from dynmm_edge.data.datasets import write_nyuv2_layout
             n = write_nyuv2_layout(args.output, args.split, counted())
             where = f"{args.output}/{args.split}"
+        elif args.format == "rosbag2":
+            from dynmm_edge.io.rosbag2 import write_camera_bag
+            n = write_camera_bag(args.output, counted(), fps=float(args.fps), storage=args.storage)
+            where = f"{args.output} ({args.storage})"
         else:
             from dynmm_edge.data.recording import write_recording
             if not str(args.output).endswith(".db3"):

@@ -20,6 +20,8 @@ class Frame:
     labels: Optional[np.ndarray] = None
     intrinsics: Optional[Tuple[float, float, float, float]] = None  # fx, fy, cx, cy
     meta: Dict[str, object] = field(default_factory=dict)
+    stamp_ns: Optional[int] = None  # exact capture stamp (e.g. ROS header.stamp) for outputs to carry
+    sensor_frame: str = ""          # coordinate frame name (e.g. ROS header.frame_id)
 
 
 @dataclass

@@ -365,6 +365,15 @@ SINKS: Dict[str, tuple] = {
 }
 
 
+def _rosbag2(target, common, opts):
+    from dynmm_edge.io.rosbag2 import open_rosbag2_sink  # imports this module and rosbags: lazily
+    return open_rosbag2_sink(target, common, opts)
+
+
+from dynmm_edge.io.rosmsg import SINK_OPTIONS as _ROSBAG2_OPTIONS  # noqa: E402  (numpy only)
+SINKS["rosbag2"] = (_rosbag2, _ROSBAG2_OPTIONS, True)
+
+
 def open_sink(uri, palette=None, class_names=None, alpha: float = 0.5, **opts) -> Sink:
     """Open one sink from a URI.
 

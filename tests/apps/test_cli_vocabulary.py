@@ -27,7 +27,7 @@ def test_every_command_is_registered_and_has_examples():
     subs = _subparsers()
     assert set(subs) == set(COMMANDS)
     for name, p in subs.items():
-        assert "examples:" in (p.epilog or ""), f"{name} -h has no examples"
+        assert "examples" in (p.epilog or ""), f"{name} -h has no examples"
         assert f"dynmm-edge {name}" in p.epilog, name
 
 
