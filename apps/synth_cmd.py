@@ -50,11 +50,8 @@ def add_parser(subparsers) -> None:
 
 
 def _progress(it, total, desc):
-    try:
-        from tqdm import tqdm
-        return tqdm(it, total=total, desc=desc, unit="frame", file=sys.stderr)
-    except ImportError:
-        return it
+    from dynmm_edge.io.progress import bar
+    return bar(it, total, desc)
 
 
 def run(args) -> int:

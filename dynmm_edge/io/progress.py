@@ -85,7 +85,8 @@ class ProgressSink(Sink):
 
 
 def source_length(source) -> Optional[int]:
-    """Frames a finite source will deliver, when it knows (len() or a `frames` attribute); else None."""
+    """Frames a finite source will deliver, when it knows: len() (lists, folders, synthetic://), the
+    labels sidecar of a recording (one entry per frame), a total_frames attribute; else None."""
     if getattr(source, "live", False):
         return None
     if hasattr(source, "__len__"):
@@ -93,6 +94,9 @@ def source_length(source) -> Optional[int]:
             return int(len(source))
         except TypeError:
             pass
+    labels = getattr(source, "labels", None)
+    if isinstance(labels, dict) and labels:  # PlaybackSource: labels by frame number, every frame labelled
+        return len(labels)
     n = getattr(source, "total_frames", None) or getattr(source, "num_frames", None)
     return int(n) if isinstance(n, int) and n > 0 else None
 
