@@ -55,7 +55,7 @@ def run(args) -> int:
     from dynmm_edge.bench.run import mode_policies, run_bench
     from dynmm_edge.io.sources import open_source
     from dynmm_edge.power.discover import discover
-    from dynmm_edge.runtime.session import open_session
+    from dynmm_edge.models import open_session
 
     biases = [float(b) for b in args.bias.split(",") if b.strip()]
     source = args.source

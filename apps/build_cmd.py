@@ -29,8 +29,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from dynmm_edge.errors import DynMMError
-    from dynmm_edge.manifest import load_manifest
-    from dynmm_edge.runtime.session import make_backend, parse_precision
+    from dynmm_edge.manifest import load_manifest, parse_precision
+    from dynmm_edge.models import open_backend
     from dynmm_edge.apps.common import resolve_model, writable_model
     say = lambda msg: print(f"  {msg}")  # noqa: E731
     writes = args.backend in ("ort", "trt") or args.output
@@ -46,21 +46,21 @@ def run(args) -> int:
         if not ok:
             raise DynMMError(f"TensorRT is not usable on this machine: {why}. Build engines on the target "
                              f"(Jetson / GPU box); `dynmm-edge build DIR --backend ort` works anywhere.")
-        backend = make_backend("trt", cache_dir=args.cache_dir, workspace_mb=args.workspace_mb)
+        backend = open_backend("trt", cache_dir=args.cache_dir, workspace_mb=args.workspace_mb)
     elif args.backend == "torch":
-        backend = make_backend("torch", device=args.device or "cpu")
+        backend = open_backend("torch", device=args.device or "cpu")
     else:
-        backend = make_backend("ort")
+        backend = open_backend("ort")
     print(f"{'branch':<8} {'precision':<9} {'seconds':>8}  artefact")
     for b in m.branches:
         t0 = time.perf_counter()
         if args.backend == "trt":
-            artefact = backend.engine_for(b, m.folder, precisions[b.name])
+            artefact = backend.engine_for(b, m, precisions[b.name])
         elif args.backend == "ort":  # an int8 variant must come from `calibrate`: the manifest error says so
-            with backend.open(b, m.folder, precisions[b.name]):
+            with backend.open(b, m, precisions[b.name]):
                 artefact = m.file_path(b, precisions[b.name])
         else:
-            with backend.open(b, m.folder):
+            with backend.open(b, m, precisions[b.name]):
                 artefact = m.extra["checkpoint"]["file"]
         print(f"{b.name:<8} {precisions[b.name]:<9} {time.perf_counter() - t0:>8.2f}  {artefact}")
     backend.close()

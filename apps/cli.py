@@ -4,7 +4,7 @@ import importlib
 import logging
 import sys
 
-from dynmm_edge import __version__
+from dynmm_edge._version import __version__
 from dynmm_edge.errors import DynMMError
 
 # subcommand -> module in dynmm_edge.apps exposing add_parser(subparsers) and run(args)

@@ -116,8 +116,8 @@ def import_options(args) -> dict:
 
 
 def resolve_model(model, progress=None):
-    """MODEL (folder, checkpoint, preset, demo) -> a model folder, through the runtime's one resolver."""
-    from dynmm_edge.runtime.session import resolve_model as _resolve
+    """MODEL (folder, checkpoint, preset, demo) -> a model folder, through the one resolver (dynmm_edge.models)."""
+    from dynmm_edge.models import resolve_model as _resolve
     return _resolve(model, progress=progress)
 
 
@@ -127,7 +127,7 @@ def writable_model(model, output=None, progress=None):
     import shutil
     from pathlib import Path
 
-    from dynmm_edge.runtime.session import DEMO_MODEL, cache_dir
+    from dynmm_edge.paths import DEMO_MODEL, cache_dir
     folder = Path(resolve_model(model, progress=progress))
     target = Path(output) if output else None
     if target is None and folder.resolve() == DEMO_MODEL.resolve():

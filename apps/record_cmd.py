@@ -31,8 +31,9 @@ def add_parser(subparsers) -> None:
 class _Limiter:
     """Wraps the source iterator: counts, prints progress, stops on limits or on SIGINT."""
 
-    def __init__(self, source, frames, seconds, quiet, out=sys.stderr):
-        self.source, self.max_frames, self.seconds, self.quiet, self.out = source, frames, seconds, quiet, out
+    def __init__(self, source, frames, seconds, quiet, out=None):
+        self.source, self.max_frames, self.seconds, self.quiet = source, frames, seconds, quiet
+        self.out = out if out is not None else sys.stderr  # looked up per use, not bound at import
         self.count = 0
         self.interrupted = False
         self.printed = False

@@ -139,7 +139,7 @@ def build_node(rclpy, msgs_mods, args, open_session):
 def run(args, rclpy_modules=None, open_session=None) -> int:
     rclpy, *msgs_mods = rclpy_modules or import_rclpy()  # fail fast, before loading a model
     if open_session is None:
-        from dynmm_edge.runtime.session import open_session
+        from dynmm_edge.models import open_session
     ros_args = [] if args.ros_args is None else ["--ros-args"] + list(args.ros_args)
     rclpy.init(args=["dynmm-edge"] + ros_args)
     stop = threading.Event()

@@ -57,7 +57,7 @@ def run_model(args, source_uri, sink_uris, max_frames=None, say=print) -> dict:
     from dynmm_edge.io.sinks import open_sinks
     from dynmm_edge.io.sources import open_source
     from dynmm_edge.runtime.pipeline import run_pipeline
-    from dynmm_edge.runtime.session import open_session
+    from dynmm_edge.models import open_session
     from dynmm_edge.runtime.summary import RunSummary
 
     session = open_session(args.model, backend=args.backend, precision=args.precision, policy=args.policy,

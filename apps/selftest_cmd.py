@@ -52,7 +52,7 @@ def _reference_feeds(m, seed=0):
     ort = OrtBackend()
     for name in m.paths[m.full_path]:
         b = m.branch(name)
-        with ort.open(b, m.folder, "fp32") as r:
+        with ort.open(b, m, "fp32") as r:
             feeds.update(r.infer({t.name: feeds[t.name] for t in b.inputs}))
     return feeds
 
@@ -61,7 +61,7 @@ def _pick_backend(args):
     """(name, backend, fallback note or None). The requested backend is TensorRT for 'auto'."""
     from dynmm_edge.backends.tensorrt import trt_available
     from dynmm_edge.errors import DynMMError
-    from dynmm_edge.runtime.session import make_backend
+    from dynmm_edge.models import open_backend as make_backend
     choice, note = args.backend, None
     if choice in ("auto", "trt"):
         ok, why = trt_available()
@@ -101,7 +101,7 @@ def _check_branch(name, backend, m, b, prec, ref, runs):
     """Rows (branch, output, requested, ran, ok, metric, p50 ms) for one branch."""
     ran = _ran_precision(name, backend, b, prec)
     tol, min_agree = TOLERANCE[ran]
-    with backend.open(b, m.folder, ran if name != "torch" else None) as r:
+    with backend.open(b, m, ran if name != "torch" else None) as r:
         dev_feeds = {t.name: backend.upload(ref[t.name]) for t in b.inputs}
         out = r.infer(dev_feeds)
         times = []
@@ -136,7 +136,7 @@ def run(args) -> int:
 
     from dynmm_edge.apps.common import resolve_model
     from dynmm_edge.manifest import load_manifest
-    from dynmm_edge.runtime.session import parse_precision
+    from dynmm_edge.manifest import parse_precision
     m = load_manifest(resolve_model(args.model, progress=lambda s: print(f"  {s}", file=sys.stderr)))
     requested = "trt" if args.backend == "auto" else args.backend
     try:

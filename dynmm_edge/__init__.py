@@ -3,7 +3,7 @@
 The runtime imports with numpy alone; torch, onnxruntime, TensorRT, pyrealsense2 and OpenCV are
 imported lazily by the pieces that need them.
 """
-__version__ = "0.1.0"
+from dynmm_edge._version import __version__  # noqa: F401
 
 from dynmm_edge.errors import (  # noqa: F401
     DynMMError, ManifestError, DataError, MissingDependency, BackendError, CheckpointError,
@@ -52,7 +52,7 @@ def load(model="demo", backend="ort", **options):
     from dynmm_edge.runtime.postprocess import LABELS_AT
     if labels_at not in LABELS_AT:
         raise DynMMError(f"dynmm_edge.load: labels_at={labels_at!r}; choose 'frame' or 'model'")
-    from dynmm_edge.runtime.session import open_session
+    from dynmm_edge.models import open_session
     session = open_session(model, backend=backend, backend_opts=backend_opts, **options)
     session.labels_at = labels_at
     return session

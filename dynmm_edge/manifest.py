@@ -8,16 +8,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from dynmm_edge.backends.base import TensorSpec
 from dynmm_edge.errors import ManifestError
+from dynmm_edge.tensors import PRECISIONS, TensorSpec
 
 SCHEMA = "dynmm-edge/manifest"
 SCHEMA_VERSION = 1
 MODEL_INPUTS = ("rgb", "depth")
 BRANCH_KINDS = ("gate", "stem", "depth", "trunk")
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def sha256_file(path) -> str:
@@ -314,6 +313,18 @@ def parse_precision_spec(spec: Optional[str], manifest) -> Dict[str, str]:
         for name in targets[key]:
             result[name] = value
     return result
+
+
+def parse_precision(spec: Union[str, Mapping[str, str], None], manifest: "Manifest") -> Dict[str, str]:
+    """Branch -> precision: the manifest's choice, overridden by a spec such as 'fp16' (every branch)
+    or 'gate=fp16,depth=int8,trunk=fp16' (kinds, branch names or 'all'; later entries win)."""
+    out = {b.name: b.precision for b in manifest.branches}
+    if isinstance(spec, Mapping):
+        spec = ",".join(f"{k}={v}" for k, v in spec.items())
+    if spec and "=" not in spec and spec.strip().lower() in PRECISIONS:
+        spec = f"all={spec.strip()}"
+    out.update(parse_precision_spec(spec, manifest))
+    return out
 
 
 def load_manifest(folder, verify_hashes: bool = True) -> Manifest:

@@ -13,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Dict, Optional
 
-from dynmm_edge import __version__
+from dynmm_edge._version import __version__
 from dynmm_edge._lazy import require
-from dynmm_edge.atomic import UMASK
+from dynmm_edge.atomic import current_umask
 from dynmm_edge.errors import DynMMError
 from dynmm_edge.manifest import SCHEMA, SCHEMA_VERSION, parse_manifest, sha256_file
 
@@ -71,7 +71,7 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
     for the export size directly."""
     torch = require("torch", "export")
     from dynmm_edge.model.checkpoints import load_model, model_checkpoint, save_checkpoint
-    from dynmm_edge.export.split import example_inputs, split_model
+    from dynmm_edge.model.split import example_inputs, split_model
     from dynmm_edge.export.trt_check import check_model
 
     out_dir = Path(out_dir)
@@ -98,7 +98,7 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
     costs = exported_costs(net)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes 0700; the model folder gets the usual permissions
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; the model folder gets the usual permissions
     try:
         entries = []
         for b in branches:

@@ -57,11 +57,8 @@ class OrtBackend(Backend):
                                f"available: {available}")
         self.providers, self.threads, self.version = list(providers), threads, ort.__version__
 
-    def open(self, branch, model_dir, precision: Optional[str] = None) -> OrtRunner:
-        from dynmm_edge.manifest import safe_join
-        variant = branch.variant(precision or branch.precision)
-        path = safe_join(Path(model_dir), variant.file, f"branch '{branch.name}'")
-        return OrtRunner(branch, path, self.providers, self.threads)
+    def open(self, branch, manifest, precision: str) -> OrtRunner:
+        return OrtRunner(branch, manifest.file_path(branch, precision), self.providers, self.threads)
 
     def upload(self, array: np.ndarray):
         return np.ascontiguousarray(array)

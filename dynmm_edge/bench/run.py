@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from dynmm_edge.bench.report import energy_entry, make_report, mode_entry
+from dynmm_edge.bench.schema import energy_entry, make_report, mode_entry
 from dynmm_edge.runtime.policy import make_policy
 
 INCLUDED = {"preprocess": True, "transfers": True, "argmax": True,

@@ -197,7 +197,7 @@ def model_checkpoint(spec) -> str:
     So every command that wants a torch model accepts what the runtime accepts. Anything else is
     returned unchanged (a preset name or a checkpoint file).
     """
-    from dynmm_edge.runtime.session import DEMO_MODEL
+    from dynmm_edge.paths import DEMO_MODEL
     spec_str = str(spec)
     folder = DEMO_MODEL if spec_str == "demo" and (DEMO_MODEL / "manifest.json").is_file() else Path(spec_str)
     if (folder / "manifest.json").is_file():

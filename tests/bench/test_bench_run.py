@@ -18,7 +18,8 @@ def frames():
 def test_bench_report_consistent(tiny_export, frames):
     from dynmm_edge.bench.report import validate
     from dynmm_edge.bench.run import mode_policies, run_bench
-    from dynmm_edge.runtime.session import Session, make_backend
+    from dynmm_edge.backends import make_backend
+    from dynmm_edge.runtime.session import Session
     _, _, m = tiny_export
     with Session(m, make_backend("ort", threads=1)) as s:
         rep = run_bench(s, frames, modes=mode_policies([2.0]), warmup=1, block=4)
@@ -42,8 +43,9 @@ def test_bench_report_consistent(tiny_export, frames):
 
 def test_bench_energy_with_meter_and_pacing(tiny_export, frames):
     from dynmm_edge.bench.run import run_bench
-    from dynmm_edge.power.base import FakeMeter
-    from dynmm_edge.runtime.session import Session, make_backend
+    from dynmm_edge.testing import FakeMeter
+    from dynmm_edge.backends import make_backend
+    from dynmm_edge.runtime.session import Session
     _, _, m = tiny_export
     with Session(m, make_backend("ort", threads=1)) as s, FakeMeter(power=10.0, period_s=0.005) as meter:
         rep = run_bench(s, frames[:6], warmup=1, block=3, fps=50.0, meter=meter, pipelined=False)

@@ -326,7 +326,7 @@ def test_cli_calibrate_accepts_a_checkpoint_and_demo(tmp_path, capsys, monkeypat
     """The model resolver: a checkpoint is exported into the cache; 'demo' is worked on as a copy."""
     from dynmm_edge.apps.cli import main
     from dynmm_edge.model.checkpoints import load_model, save_checkpoint
-    from dynmm_edge.runtime.session import DEMO_MODEL
+    from dynmm_edge.paths import DEMO_MODEL
     monkeypatch.setenv("DYNMM_EDGE_CACHE", str(tmp_path / "cache"))
     net, meta = load_model("tiny-test")
     meta["train"] = {"weights": "test"}

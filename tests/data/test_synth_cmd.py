@@ -31,7 +31,7 @@ def test_synth_db3(tmp_path, capsys):
     out = tmp_path / "s.db3"
     args = _parse(["-o", str(out), "--frames", "5", "--size", "32x24", "--format", "db3", "--motion", "still"])
     assert args.func(args) == 0
-    from dynmm_edge.data.recording import read_recording
+    from dynmm_edge.io.realsense import read_recording
     back = read_recording(out)
     assert len(back) == 5 and all(np.array_equal(back[0].labels, f.labels) for f in back)
 

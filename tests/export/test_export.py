@@ -13,7 +13,8 @@ pytest.importorskip("onnxruntime")
 from dynmm_edge.errors import DynMMError, ManifestError  # noqa: E402
 from dynmm_edge.export.exporter import export_model  # noqa: E402
 from dynmm_edge.manifest import load_manifest  # noqa: E402
-from dynmm_edge.runtime.session import Session, make_backend  # noqa: E402
+from dynmm_edge.backends import make_backend  # noqa: E402
+from dynmm_edge.runtime.session import Session  # noqa: E402
 
 
 def _inputs(m, seed=1):

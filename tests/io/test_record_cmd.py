@@ -10,7 +10,7 @@ pytestmark = pytest.mark.skipif(not available("pyrealsense2"), reason="pyrealsen
 
 
 def _parse(argv):
-    from apps import record_cmd
+    from dynmm_edge.apps import record_cmd
     parser = argparse.ArgumentParser()
     record_cmd.add_parser(parser.add_subparsers(dest="cmd"))
     return parser.parse_args(argv)

@@ -114,7 +114,7 @@ def test_load_model_preset_meta():
 
 
 def test_info_json_keys(capsys, saved):
-    from apps import info_cmd
+    from dynmm_edge.apps import info_cmd
     parser = argparse.ArgumentParser()
     info_cmd.add_parser(parser.add_subparsers())
     args = parser.parse_args(["info", str(saved[0]), "--json", "--size", "128x96"])
@@ -137,7 +137,7 @@ def test_info_json_keys(capsys, saved):
 
 
 def test_load_model_demo_and_model_folder_mean_the_trained_checkpoint():
-    from dynmm_edge.runtime.session import DEMO_MODEL as SHIPPED_DEMO
+    from dynmm_edge.paths import DEMO_MODEL as SHIPPED_DEMO
     if not (SHIPPED_DEMO / "manifest.json").is_file():
         pytest.skip("demo model not shipped")
     demo, meta = load_model("demo")

@@ -42,7 +42,7 @@ def _read_outputs(bag):
 @pytest.mark.parametrize("storage,size,namespace", [("mcap", (256, 192), NEW), ("sqlite3", (128, 96), "/camera")])
 def test_round_trip_through_run_every_frame_once(make_bag, tmp_path, storage, size, namespace, capsys):
     from dynmm_edge.apps.cli import main
-    from dynmm_edge.runtime.session import open_session
+    from dynmm_edge.models import open_session
     n = 5 if storage == "mcap" else 4
     bag = make_bag(f"in_{storage}", n=n, width=size[0], height=size[1], storage=storage, namespace=namespace)
     out = tmp_path / f"out_{storage}"

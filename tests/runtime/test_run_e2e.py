@@ -22,7 +22,7 @@ def _recording(tmp_path, n=8):
 def test_run_db3_png_jsonl_every_frame_once_and_labels_match_eager(tmp_path, tiny_export):
     from dynmm_edge.apps.cli import main
     from dynmm_edge.data.preprocess import PreprocessConfig, preprocess
-    from dynmm_edge.data.recording import read_recording
+    from dynmm_edge.io.realsense import read_recording
     net, _, m = tiny_export
     rec = _recording(tmp_path)
     pngs, stats = tmp_path / "png", tmp_path / "stats.jsonl"
