@@ -65,12 +65,12 @@ def test_load_options_documented_and_unknown_ones_rejected():
 
 def test_video_and_json_outputs_have_normal_permissions(tmp_path):
     pytest.importorskip("cv2")
-    from dynmm_edge.atomic import UMASK
+    from dynmm_edge.atomic import current_umask
     from dynmm_edge.io.sinks import open_sinks
     with dynmm_edge.load("demo", threads=1) as s:
         sinks = open_sinks([str(tmp_path / "v.mp4"), f"jsonl://{tmp_path / 's.jsonl'}"])
         sinks.write(s.infer(_frame(3, 96, 128)))
         sinks.close()
-    want = 0o666 & ~UMASK
+    want = 0o666 & ~current_umask()
     for name in ("v.mp4", "s.jsonl"):
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == want, name

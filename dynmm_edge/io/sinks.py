@@ -14,7 +14,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import numpy as np
 
 from dynmm_edge._lazy import require
-from dynmm_edge.atomic import UMASK, write_bytes
+from dynmm_edge.atomic import current_umask, write_bytes
 from dynmm_edge.errors import DataError
 from dynmm_edge.io.base import parse_uri, resolve_options
 from dynmm_edge.types import Result
@@ -204,7 +204,7 @@ class VideoSink(Sink):
         self._writer.release()
         with open(self.tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.chmod(self.tmp_path, 0o666 & ~UMASK)  # mkstemp made it 0600; a video gets the usual permissions
+        os.chmod(self.tmp_path, 0o666 & ~current_umask())  # mkstemp made it 0600; a video gets the usual permissions
         os.replace(self.tmp_path, self.path)
 
     def abort(self):
