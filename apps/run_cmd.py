@@ -36,15 +36,19 @@ def backend_options(args) -> dict:
 def add_parser(sub) -> None:
     p = sub.add_parser("run", help="segment a camera, recording, folder or synthetic stream",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    p.add_argument("model", help="model folder, checkpoint file, preset or 'demo'")
-    p.add_argument("--source", required=True, help="realsense://[SERIAL]?..., FILE.db3|.bag, DIR, synthetic://?...")
+    from dynmm_edge.apps.common import add_json, add_model, add_source
+    add_model(p)
+    add_source(p, required=True, old=())
     p.add_argument("--sink", action="append", default=[], help="display://, out.mp4, png://DIR, jsonl://F, null:// "
                                                                "(repeatable; default null://)")
     add_common_runtime_args(p)
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.add_argument("--queue", type=int, default=4, help="pipeline queue size (live sources drop the oldest)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
-    p.add_argument("--summary-json", default=None, help="write the run summary here")
+    add_json(p, help="write the run summary here", old=("--summary-json",))
+    p.add_argument("--progress-every", type=float, default=5.0,
+                   help="seconds between progress lines when stderr is not a terminal (default 5)")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
 
 
@@ -62,7 +66,8 @@ def run_model(args, source_uri, sink_uris, max_frames=None, say=print) -> dict:
     summary = RunSummary(paths=m.path_values, full_depth_macs=m.depth_macs(m.full_path), num_classes=len(m.classes),
                          class_names=tuple(m.classes))
     with session, open_source(source_uri) as source:
-        sinks = open_sinks(sink_uris or ["null://"], palette=[tuple(c) for c in m.palette],
+        sink_uris = list(sink_uris or ["null://"]) + _progress_sinks(args, source, max_frames)
+        sinks = open_sinks(sink_uris, palette=[tuple(c) for c in m.palette],
                            class_names=list(m.classes), alpha=getattr(args, "alpha", 0.5))
         ok = False
         try:
@@ -80,6 +85,17 @@ def run_model(args, source_uri, sink_uris, max_frames=None, say=print) -> dict:
     return d
 
 
+def _progress_sinks(args, source, max_frames) -> list:
+    """The progress reporter (frames, FPS, depth share, ETA) unless --quiet."""
+    if getattr(args, "quiet", False):
+        return []
+    from dynmm_edge.io.progress import ProgressSink, source_length
+    total = source_length(source)
+    if max_frames:
+        total = min(total, max_frames) if total else None
+    return [ProgressSink(total=total, every_s=getattr(args, "progress_every", 5.0))]
+
+
 def print_summary(d: dict, say=print) -> None:
     say(f"frames: {d['frames']} (dropped {d['dropped']}, stop: {d['stop_reason']})  "
         f"pipeline FPS: {d['fps']:.1f}  mean latency: {d['latency_ms_mean'] or 0:.1f} ms")
@@ -94,7 +110,7 @@ def print_summary(d: dict, say=print) -> None:
 def run(args) -> int:
     d = run_model(args, args.source, args.sink, max_frames=args.max_frames)
     print_summary(d)
-    if args.summary_json:
+    if args.json:
         from dynmm_edge.atomic import write_json
-        write_json(args.summary_json, d)
+        write_json(args.json, d)
     return 0

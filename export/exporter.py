@@ -4,6 +4,7 @@ The folder is assembled in a hidden sibling and renamed into place at the end, s
 export never leaves a folder whose manifest loads.
 """
 import io
+import logging
 import os
 import shutil
 import tempfile
@@ -62,8 +63,12 @@ def _spec(name, tensor, dynamic_batch):
 
 def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional[int] = None,
                  opset: int = DEFAULT_OPSET, dynamic_batch: bool = False, force: bool = False,
-                 fp16: bool = False, progress=None):
-    """Export a preset name, checkpoint path or (net, meta) pair to `out_dir`; returns the Manifest."""
+                 fp16: bool = False, progress=None, import_options: Optional[Dict] = None):
+    """Export a preset name, checkpoint path or (net, meta) pair to `out_dir`; returns the Manifest.
+
+    import_options (dataset, num_classes, upsampling, overrides) go to load_model: how to read an
+    ESANet/DynMM file, or the head of a preset. height/width also go there, so an import is built
+    for the export size directly."""
     torch = require("torch", "export")
     from dynmm_edge.model.checkpoints import load_model, model_checkpoint, save_checkpoint
     from dynmm_edge.model.split import example_inputs, split_model
@@ -78,7 +83,7 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
         net, meta = spec
     else:
         spec = model_checkpoint(spec)  # 'demo' or a model folder -> its checkpoint file
-        net, meta = load_model(spec)
+        net, meta = load_model(spec, height=height, width=width, **(import_options or {}))
         if Path(spec).is_file() and "import" not in meta:
             source_file = Path(spec)  # our own format: ship its bytes (keeps e.g. fp16 packing)
     resized = resize_model(net.eval(), height, width)
@@ -124,16 +129,25 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
         else:
             save_checkpoint(tmp / "model.pt", net, meta)
         palette = [list(map(int, c)) for c in meta["palette"]]
+        # random-init weights (a preset) are not a model to use: say so and run the plain full path;
         # an imported static ESANet has no trained gate: run it as "always full depth" by default
-        gate_trained = bool(meta.get("gate_trained", meta.get("train", {}).get("gate_trained", True)))
+        trained = weights_trained(meta)
+        gate_trained = trained and bool(meta.get("gate_trained", meta.get("train", {}).get("gate_trained", True)))
+        if not trained:
+            warn = (f"{meta.get('name', out_dir.name)}: exporting UNTRAINED (random-init) weights; the "
+                    "manifest says trained: false and the default policy is fixed:full")
+            logging.getLogger(__name__).warning(warn)
+            say(f"warning: {warn}")
         manifest = {
             "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "name": meta.get("name", out_dir.name),
+            "trained": trained,
             "input": {"height": cfg.height, "width": cfg.width, "dynamic_batch": dynamic_batch},
             "preprocess": preprocess, "classes": list(meta["classes"]), "palette": palette,
             "gate": {"placement": cfg.gate, "branch": "gate", "output": "gate_logits", "paths": list(net.paths),
                      "zero_inputs": zero_inputs, "present_input": "depth_present",
                      "trained": gate_trained,
-                     "default_policy": meta.get("default_policy") or ("argmax" if gate_trained else "fixed:full")},
+                     "default_policy": (meta.get("default_policy") if trained else None)
+                     or ("argmax" if gate_trained else "fixed:full")},
             "branches": entries,
             "paths": {str(k): list(v) for k, v in paths.items()},
             "macs": {"total_per_path": {str(k): int(v) for k, v in costs["total_per_path"].items()},
@@ -151,6 +165,11 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
         raise
     from dynmm_edge.manifest import load_manifest
     return load_manifest(out_dir)
+
+
+def weights_trained(meta) -> bool:
+    """False for random-init weights (presets exported without a checkpoint), True otherwise."""
+    return (meta.get("train") or {}).get("weights") != "random-init"
 
 
 def _swap_into_place(tmp: Path, out_dir: Path) -> None:

@@ -14,11 +14,11 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import numpy as np
 
 from dynmm_edge._lazy import require
-from dynmm_edge.atomic import write_bytes
+from dynmm_edge.atomic import current_umask, write_bytes
 from dynmm_edge.errors import DataError
 from dynmm_edge.io.base import parse_uri, resolve_options
 from dynmm_edge.types import Result
-from dynmm_edge.viz.overlay import as_palette, draw_hud, overlay, resize_nearest
+from dynmm_edge.viz.overlay import as_palette, draw_hud, draw_legend, hud_fps, overlay, resize_nearest
 
 
 class Sink:
@@ -89,12 +89,11 @@ class _Renderer:
     def hud_lines(self, result: Result) -> List[str]:
         now = time.perf_counter()
         self._times.append(now)
-        fps = (len(self._times) - 1) / (self._times[-1] - self._times[0]) if len(self._times) > 1 and self._times[-1] > self._times[0] else 0.0
         self.frames += 1
         self.depth_fraction_sum += float(result.depth_fraction)
         share = 100.0 * (1.0 - self.depth_fraction_sum / self.frames)
         total = result.times_ms.get("total")
-        lines = [f"FPS {fps:5.1f}" + (f"  total {total:.1f} ms" if total is not None else ""),
+        lines = [f"FPS {hud_fps(self._times, total)}" + (f"  total {total:.1f} ms" if total is not None else ""),
                  f"frame {result.frame_id}  path {result.path}  depth {result.depth_macs / 1e9:.2f} GMAC",
                  f"depth compute skipped: {share:4.1f}%"]
         return lines
@@ -109,6 +108,8 @@ class _Renderer:
             img = overlay(rgb, labels, self.palette, self.alpha)
         if self.hud:
             img = draw_hud(img, self.hud_lines(result))
+            if self.class_names:
+                img = draw_legend(img, labels, self.class_names, self.palette)
         return img
 
 
@@ -203,6 +204,7 @@ class VideoSink(Sink):
         self._writer.release()
         with open(self.tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(self.tmp_path, 0o666 & ~current_umask())  # mkstemp made it 0600; a video gets the usual permissions
         os.replace(self.tmp_path, self.path)
 
     def abort(self):
