@@ -71,3 +71,25 @@ def percent(text: str) -> float:
     if not 0.0 < value <= 100.0:
         raise argparse.ArgumentTypeError(f"{value:g} must be in (0, 100]")
     return value
+
+
+def size_wxh(text: str) -> tuple:
+    """'WxH' -> (width, height), both >= 1."""
+    try:
+        w, h = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WxH (e.g. 640x480)") from None
+    for side, value in (("width", w), ("height", h)):
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{side} {value} in {text!r} must be >= 1")
+    return w, h
+
+
+def size_multiple_of_32(text: str) -> tuple:
+    """'WxH' for a network input: both sides positive multiples of 32 (the encoders downsample 5 times)."""
+    w, h = size_wxh(text)
+    for side, value in (("width", w), ("height", h)):
+        if value % 32:
+            raise argparse.ArgumentTypeError(
+                f"{side} {value} in {text!r} is not a multiple of 32 (try {max(32, round(value / 32) * 32)})")
+    return w, h

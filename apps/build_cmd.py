@@ -1,19 +1,24 @@
-"""`dynmm-edge build DIR`: prepare a model folder for a backend (TensorRT engines, FP16 variants)."""
+"""`dynmm-edge build MODEL`: prepare a model folder for a backend (TensorRT engines, FP16 variants)."""
 import argparse
 import time
 
 EPILOG = """examples:
   dynmm-edge build models/r34 --backend trt --precision fp16
   dynmm-edge build models/r34 --backend trt --precision gate=fp16,depth=int8,trunk=fp16   # int8 needs `calibrate` first
-  dynmm-edge build models/demo --backend ort --precision fp16      # writes FP16 ONNX variants, checks they load
-Engines are cached in DIR/trt_engines keyed by ONNX hash, TensorRT version, GPU, precision and profile.
+  dynmm-edge build demo --backend ort --precision fp16      # FP16 ONNX variants (demo: into a working copy)
+  dynmm-edge build ckpt.pth --backend ort -o models/ckpt    # a checkpoint is exported first
+MODEL is a model folder, a checkpoint, a preset or 'demo'. Engines are cached in MODEL/trt_engines keyed
+by ONNX hash, TensorRT version, GPU, precision and profile.
 """
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("build", help="build TensorRT engines / FP16 variants for a model folder",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    p.add_argument("model_dir", help="model folder made by `dynmm-edge export`")
+    from dynmm_edge.apps.common import add_model, add_output
+    add_model(p)
+    add_output(p, help="write into a copy of the model folder here (default: in place; 'demo' is copied "
+                       "to the cache, since the shipped model is read-only)")
     p.add_argument("--backend", default="trt", choices=["trt", "ort", "torch"])
     p.add_argument("--precision", default="fp32", help="fp32 | fp16 | int8 | gate=fp16,depth=int8,...")
     p.add_argument("--workspace-mb", type=int, default=1024, help="TensorRT workspace limit")
@@ -26,7 +31,10 @@ def run(args) -> int:
     from dynmm_edge.errors import DynMMError
     from dynmm_edge.manifest import load_manifest, parse_precision
     from dynmm_edge.models import open_backend
-    m = load_manifest(args.model_dir)
+    from dynmm_edge.apps.common import resolve_model, writable_model
+    say = lambda msg: print(f"  {msg}")  # noqa: E731
+    writes = args.backend in ("ort", "trt") or args.output
+    m = load_manifest(writable_model(args.model, args.output, say) if writes else resolve_model(args.model, say))
     precisions = parse_precision(args.precision, m)
     if args.backend == "ort" and "fp16" in precisions.values():
         from dynmm_edge.export.fp16 import add_fp16_variants

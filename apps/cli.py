@@ -53,10 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for reports
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from dynmm_edge.apps.common import check_required
+    check_required(args)
     from dynmm_edge.signals import stop_signals
     try:
         with stop_signals():  # SIGTERM / SIGHUP stop like Ctrl-C: outputs finalised, 143 / 129

@@ -5,6 +5,7 @@ every source, a live RealSense included, so the file always has the same layout 
 1..N, depth_units, identity depth->colour extrinsics after alignment) and labels land in the
 sidecar. Ctrl-C ends the recording cleanly: the frames so far are written and the file finalised.
 """
+import argparse
 import signal
 import sys
 import time
@@ -14,7 +15,11 @@ from dynmm_edge.apps.argtypes import non_negative_int, positive_float, positive_
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("record", help="record a source (RealSense, folder, synthetic://) to a .db3 file",
-                              description=__doc__.splitlines()[0])
+                              description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog="examples:\n"
+                                     "  dynmm-edge record --source realsense:// -o walk.db3 --seconds 30\n"
+                                     "  dynmm-edge record --source 'synthetic://?frames=60' -o synth.db3\n"
+                                     "  dynmm-edge record --source data/nyuv2/test -o nyu_test.db3 --frames 100")
     p.add_argument("--source", required=True, help="source URI, e.g. realsense://, synthetic://?frames=100, DIR")
     p.add_argument("-o", "--output", required=True, help="output recording (.db3)")
     stop = p.add_mutually_exclusive_group()
@@ -71,10 +76,10 @@ def run(args) -> int:
 
     out = Path(args.output)
     if out.suffix != ".db3":
-        print(f"error: {out}: output must end in .db3 (librealsense >= 2.58 records .db3 only)", file=sys.stderr)
+        print(f"dynmm-edge record: error: {out}: output must end in .db3 (librealsense >= 2.58 records .db3 only)", file=sys.stderr)
         return 2
     if args.frames is not None and args.frames < 1 or args.seconds is not None and args.seconds <= 0:
-        print("error: --frames must be >= 1 and --seconds > 0", file=sys.stderr)
+        print("dynmm-edge record: error: --frames must be >= 1 and --seconds > 0", file=sys.stderr)
         return 2
     limiter = None
     try:
@@ -93,7 +98,7 @@ def run(args) -> int:
     except DynMMError as exc:
         if limiter is not None and limiter.printed:
             print(file=sys.stderr)
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"dynmm-edge record: error: {exc}", file=sys.stderr)
         return 1
     if limiter.printed:
         print(file=sys.stderr)

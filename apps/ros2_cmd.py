@@ -34,7 +34,8 @@ def add_parser(sub) -> None:
     from dynmm_edge.apps.run_cmd import add_common_runtime_args
     p = sub.add_parser("ros2", help="ROS 2 node: colour + aligned depth topics in, labels/overlay/status out",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__, epilog=EPILOG)
-    p.add_argument("model", help="model folder, checkpoint file, preset or 'demo'")
+    from dynmm_edge.apps.common import add_model
+    add_model(p)
     add_common_runtime_args(p)
     p.add_argument("--rgb-topic", default=None, help="colour topic (default /camera/camera/color/image_raw)")
     p.add_argument("--depth-topic", default=None,

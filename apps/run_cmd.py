@@ -1,7 +1,7 @@
 """`dynmm-edge run MODEL --source URI --sink URI ...`: live or offline RGB-D segmentation."""
 import argparse
 
-from dynmm_edge.apps.argtypes import positive_int, unit_float
+from dynmm_edge.apps.argtypes import non_negative_float, positive_int, unit_float
 
 
 EPILOG = """examples:
@@ -39,8 +39,9 @@ def backend_options(args) -> dict:
 def add_parser(sub) -> None:
     p = sub.add_parser("run", help="segment a camera, recording, folder or synthetic stream",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    p.add_argument("model", help="model folder, checkpoint file, preset or 'demo'")
-    p.add_argument("--source", required=True, help="realsense://[SERIAL]?..., FILE.db3|.bag, DIR, synthetic://?...")
+    from dynmm_edge.apps.common import add_json, add_model, add_source
+    add_model(p)
+    add_source(p, required=True, old=())
     p.add_argument("--sink", action="append", default=[], help="display://, out.mp4, png://DIR, jsonl://F, null:// "
                                                                "(repeatable; default null://)")
     add_common_runtime_args(p)
@@ -50,7 +51,10 @@ def add_parser(sub) -> None:
     p.add_argument("--on-bad-frame", choices=("skip", "stop"), default="skip",
                    help="an unreadable frame is skipped and counted (default) or ends the run after the "
                         "frames already read are written")
-    p.add_argument("--summary-json", default=None, help="write the run summary here")
+    add_json(p, help="write the run summary here", old=("--summary-json",))
+    p.add_argument("--progress-every", type=non_negative_float, default=5.0,
+                   help="seconds between progress lines when stderr is not a terminal (default 5; 0 = every frame)")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
 
 
@@ -67,7 +71,8 @@ def run_model(args, source_uri, sink_uris, max_frames=None, say=print) -> dict:
     summary = RunSummary(paths=m.path_values, full_depth_macs=m.depth_macs(m.full_path), num_classes=len(m.classes),
                          class_names=tuple(m.classes))
     with session, open_source(source_uri) as source:
-        sinks = open_sinks(sink_uris or ["null://"], palette=[tuple(c) for c in m.palette],
+        sink_uris = list(sink_uris or ["null://"]) + _progress_sinks(args, source, max_frames)
+        sinks = open_sinks(sink_uris, palette=[tuple(c) for c in m.palette],
                            class_names=list(m.classes), alpha=getattr(args, "alpha", 0.5))
         stats, error = _run_stages(source, session, sinks, args, max_frames, summary)
     d = summary.to_dict()
@@ -81,7 +86,8 @@ def run_model(args, source_uri, sink_uris, max_frames=None, say=print) -> dict:
 
 def _run_stages(source, session, sinks, args, max_frames, summary):
     """The pipeline, then the sinks finalised: closed (whole files) when every frame that reached
-    them is valid, aborted when writing or inference failed. Returns (stats, error or None)."""
+    them is valid, aborted when writing or inference failed or the source failed before any
+    frame. Returns (stats, error or None)."""
     from dynmm_edge.runtime.pipeline import PipelineStageError, run_pipeline
     from dynmm_edge.signals import deferred
     try:
@@ -98,7 +104,10 @@ def _run_stages(source, session, sinks, args, max_frames, summary):
         sinks.abort()
         raise
     with deferred():  # a second signal waits until the files are whole
-        sinks.close()
+        if error is not None and stats.frames_out == 0:
+            sinks.abort()  # the source failed before any frame: no empty output, an old file stays
+        else:
+            sinks.close()
     return stats, error
 
 
@@ -107,6 +116,17 @@ def exit_code(stats) -> int:
     if stats.stop_reason == "interrupted":
         return 128 + int(stats.signal or 2)
     return 0 if stats.completed or stats.stop_reason in ("sink", "stop_event") else 1
+
+
+def _progress_sinks(args, source, max_frames) -> list:
+    """The progress reporter (frames, FPS, depth share, ETA) unless --quiet."""
+    if getattr(args, "quiet", False):
+        return []
+    from dynmm_edge.io.progress import ProgressSink, source_length
+    total = source_length(source)
+    if max_frames:
+        total = min(total, max_frames) if total else None
+    return [ProgressSink(total=total, every_s=getattr(args, "progress_every", 5.0))]
 
 
 def print_summary(d: dict, say=print) -> None:
@@ -124,11 +144,11 @@ def run(args) -> int:
     import sys
     d = run_model(args, args.source, args.sink, max_frames=args.max_frames)
     print_summary(d)
-    if args.summary_json:
+    if args.json:
         from dynmm_edge.atomic import write_json
         from dynmm_edge.signals import deferred
         with deferred():
-            write_json(args.summary_json, d)
+            write_json(args.json, d)
     if d.get("error"):
         print(f"dynmm-edge run: error: {d['error']} (the {d['frames']} frames before it were written)",
               file=sys.stderr)

@@ -3,19 +3,32 @@
 Launch several processes with `torchrun --nproc_per_node N -m dynmm_edge.apps.cli train ...`:
 DDP is picked up from torchrun's environment (gloo on CPU, nccl on GPU).
 """
+import argparse
 import shlex
 import sys
 
 from dynmm_edge.apps.argtypes import non_negative_float, non_negative_int, positive_float, positive_int, unit_float
 
+EPILOG = """examples:
+  dynmm-edge train --preset tiny-test --source 'synthetic://?frames=64' --epochs-stage1 1 --epochs-stage2 1 -o runs/t
+  dynmm-edge train --preset demo --source data/synth --val-source 'synthetic://?frames=200&seed=2026' -o runs/demo
+  dynmm-edge train --preset demo --init-from runs/demo/final.pt --epochs-stage1 0 --epochs-stage2 0 \\
+      --epochs-gate 4 --budget 0.4 -o runs/gate          # retrofit only the gate
+  torchrun --nproc_per_node 2 -m dynmm_edge.apps.cli train --preset demo -o runs/ddp
+  dynmm-edge eval runs/demo/final.pt --source 'synthetic://?frames=200&seed=2026' --json eval.json
+"""
+
 
 def add_parser(subparsers) -> None:
+    from dynmm_edge.apps.common import add_output, add_source, deprecated_alias
     p = subparsers.add_parser("train", help="train a DynMM model (synthetic world or a dataset folder)",
-                              description=__doc__)
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog=EPILOG)
     p.add_argument("--preset", default="demo", help="model preset (see dynmm_edge.model.presets)")
-    p.add_argument("--data", default="synthetic://?frames=2000&hard_fraction=0.3&seed=0",
-                   help="dataset folder or synthetic://?frames=N&hard_fraction=F&seed=S")
-    p.add_argument("--val-data", default="", help="optional evaluation data, evaluated at each stage end")
+    add_source(p, default="synthetic://?frames=2000&hard_fraction=0.3&seed=0",
+               help="training data: dataset folder or synthetic://?frames=N&hard_fraction=F&seed=S")
+    p.add_argument("--val-source", default="", help="optional evaluation data, evaluated at each stage end")
+    deprecated_alias(p, "--val-data", "--val-source", "val_source")
     p.add_argument("--epochs-stage1", type=non_negative_int, default=10, help="epochs with a random path per sample")
     p.add_argument("--epochs-stage2", type=non_negative_int, default=2, help="epochs with the gate trained jointly")
     p.add_argument("--epochs-gate", type=non_negative_int, default=0,
@@ -23,8 +36,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--budget", type=unit_float, default=0.5,
                    help="target expected depth-encoder MACs as a fraction of the full-depth path")
     p.add_argument("--resource-lambda", type=non_negative_float, default=1.0, help="weight of the resource loss")
-    p.add_argument("--out", required=True, help="run folder (state.pt, metrics.jsonl, final.pt)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
+    add_output(p, required=True, help="run folder (state.pt, metrics.jsonl, final.pt)")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/state.pt")
     p.add_argument("--init-from", default="", help="start from a checkpoint (ours or ESANet/DynMM, imported)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=positive_int, default=16)
@@ -51,7 +64,7 @@ def config_from_args(args):
     from dynmm_edge.train.loop import TrainConfig
 
     return TrainConfig(
-        preset=args.preset, data=args.data, val_data=args.val_data, out=args.out,
+        preset=args.preset, data=args.source, val_data=args.val_source, out=args.output,
         epochs_stage1=args.epochs_stage1, epochs_stage2=args.epochs_stage2, epochs_gate=args.epochs_gate,
         budget=args.budget, resource_lambda=args.resource_lambda, batch_size=args.batch_size, lr=args.lr,
         gate_lr=args.gate_lr, optimizer=args.optimizer, augment=not args.no_augment,

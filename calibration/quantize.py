@@ -228,11 +228,14 @@ def _commit(folder: Path, staged: Mapping[str, Path], manifest) -> dict:
 def calibrate(model_dir, source, frames: int = 64, method: str = "minmax", branches=None,
               exclude: Sequence[str] = (), precision: Optional[str] = None, strategy: str = "diverse",
               seed: int = 0, stratify_gate: bool = True, pool: Optional[int] = None, min_frames: int = 8,
-              workdir=None, progress: Progress = None, config: Optional[QuantizeConfig] = None) -> CalibrationResult:
+              workdir=None, progress: Progress = None, config: Optional[QuantizeConfig] = None,
+              set_default: bool = False) -> CalibrationResult:
     """Calibrate branches of the model folder from real frames; writes `<branch>.int8.onnx` + manifest.
 
-    branches: kinds / names (default all). precision: optional spec applied after the calibrated
-    branches are switched to int8 (e.g. 'gate=fp32'). The folder is untouched on any error.
+    The INT8 files are added as variants; the manifest's default precision stays as it was (INT8 is
+    not faster everywhere, e.g. ORT CPU) unless set_default, which switches the calibrated branches
+    to int8. precision: optional spec applied last (e.g. 'gate=fp32,depth=int8'), an explicit
+    default. branches: kinds / names (default all). The folder is untouched on any error.
     """
     from dynmm_edge.manifest import load_manifest
     t0 = time.perf_counter()
@@ -245,11 +248,11 @@ def calibrate(model_dir, source, frames: int = 64, method: str = "minmax", branc
         sweep(folder)
         manifest = load_manifest(folder)
         return _calibrate_locked(folder, manifest, source, frames, branches, precision, strategy, seed,
-                                 stratify_gate, pool, min_frames, workdir, say, config, t0)
+                                 stratify_gate, pool, min_frames, workdir, say, config, t0, set_default)
 
 
 def _calibrate_locked(folder, manifest, source, frames, branches, precision, strategy, seed, stratify_gate,
-                      pool, min_frames, workdir, say, config, t0) -> CalibrationResult:
+                      pool, min_frames, workdir, say, config, t0, set_default=False) -> CalibrationResult:
     from dynmm_edge.manifest import load_manifest, sha256_file
     from dynmm_edge.calibration.feeds import capture_feeds, gate_path_fn
     from dynmm_edge.calibration.frames import choose_frames
@@ -299,7 +302,7 @@ def _calibrate_locked(folder, manifest, source, frames, branches, precision, str
                 r = by_name[b.name]
                 variants = dict(b.variants)
                 variants["int8"] = Variant(r.file, r.sha256)
-                b = replace(b, variants=variants, precision="int8")
+                b = replace(b, variants=variants, precision="int8" if set_default else b.precision)
             new_branches.append(b)
         new_manifest = apply_precision(manifest.with_branches(new_branches), extra_prec)
         say(f"writing {len(staged)} INT8 model(s) and manifest.json to {folder}")

@@ -70,10 +70,42 @@ def _pred(env: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.argmax(logits[0], axis=0)
 
 
+def declared_label_classes(source) -> Optional[int]:
+    """Class count of a source's labels when the source itself defines it (synthetic:// worlds)."""
+    if isinstance(source, str) and source.startswith("synthetic://"):
+        from dynmm_edge.data.synthetic import CLASS_NAMES
+        return len(CLASS_NAMES)
+    return None
+
+
+def check_label_classes(manifest, frames: Iterable = (), declared: Optional[int] = None, source: str = "") -> None:
+    """DataError when the labels cannot belong to this model's classes: a declared class count that
+    differs, or a label value (255 = void aside) the model cannot predict. mIoU between mismatched
+    label spaces is meaningless, so no report is computed from it."""
+    n = len(manifest.classes)
+    where = f" ({source})" if source else ""
+    if declared is not None and int(declared) != n:
+        raise DataError(f"labels{where} have {declared} classes but model {manifest.name} has {n}: mIoU between "
+                        "them is meaningless; calibrate with frames labelled for this model, or without labels")
+    for f in frames:
+        lab = getattr(f, "labels", None)
+        if lab is None:
+            continue
+        lab = np.asarray(lab)
+        bad = (lab >= n) & (lab != 255)
+        if bad.any():
+            raise DataError(f"frame {getattr(f, 'frame_id', '?')}{where}: label value {int(lab[bad].max())} but model "
+                            f"{manifest.name} has {n} classes: the labels belong to another class list")
+
+
 def build_report(manifest, frames: Iterable, precision: Optional[Mapping[str, str]] = None,
                  calibration: Optional[Mapping] = None, eval_source: str = "",
-                 progress: Optional[Callable[[str], None]] = None) -> Dict:
-    """Evaluate the quantised configuration (default: the manifest's precisions) against FP32."""
+                 progress: Optional[Callable[[str], None]] = None, bar=None,
+                 declared_classes: Optional[int] = None) -> Dict:
+    """Evaluate the quantised configuration (default: the manifest's precisions) against FP32.
+
+    bar(iterable, total): optional progress bar wrapper. Labels whose class list differs from the
+    model's raise DataError (check_label_classes) instead of yielding meaningless verdicts."""
     from dynmm_edge.calibration.feeds import BranchPipeline, frame_inputs, preprocess_config
     t0 = time.perf_counter()
     prec = {b.name: b.precision for b in manifest.branches}
@@ -92,8 +124,11 @@ def build_report(manifest, frames: Iterable, precision: Optional[Mapping[str, st
     frames = list(frames)
     if not frames:
         raise DataError(f"no held-out frames to evaluate{' from ' + eval_source if eval_source else ''}")
+    check_label_classes(manifest, frames, declared_classes, eval_source)
+    if not quantised:
+        raise DataError("no branch runs in INT8 in this configuration: nothing to compare with FP32")
     labelled = 0
-    for i, frame in enumerate(frames):
+    for i, frame in enumerate(bar(frames, len(frames)) if bar else frames):
         inputs = frame_inputs(frame, cfg)
         gt = _labels_at(frame, manifest.height, manifest.width)
         labelled += gt is not None
@@ -169,6 +204,12 @@ def build_report(manifest, frames: Iterable, precision: Optional[Mapping[str, st
                 abs(dyn) <= MIOU_TOLERANCE_POINTS and
                 abs(seg["paths"][str(manifest.full_path)]["delta_miou_points"]) <= MIOU_TOLERANCE_POINTS),
             "gate_agreement_ge_97pct": bool(gate_agreement >= GATE_AGREEMENT_FLOOR),
+        },
+        # what each verdict was computed from (None verdicts say why they are missing)
+        "checks_basis": {
+            "miou_within_1pt": (f"{labelled} labelled held-out frames, {ncls} classes" if dyn is not None
+                                else "no labelled held-out frames"),
+            "gate_agreement_ge_97pct": f"{len(frames)} held-out frames",
         },
     }
     import onnxruntime

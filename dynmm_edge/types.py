@@ -28,7 +28,8 @@ class Frame:
 class Result:
     """What the Session returns for one frame.
 
-    labels: int HxW at the model's input size. path: number of depth segments run
+    labels: int HxW at the frame's (camera) resolution by default (Session.labels_at = 'model':
+    the model's input size). path: number of depth segments run
     (depth_fraction of the full path's depth-encoder MACs).
     times_ms: per-branch and 'preprocess', 'total' times. branches_run: names in execution order.
     """

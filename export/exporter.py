@@ -4,6 +4,7 @@ The folder is assembled in a hidden sibling and renamed into place at the end, s
 export never leaves a folder whose manifest loads.
 """
 import io
+import logging
 import os
 import shutil
 import tempfile
@@ -70,25 +71,30 @@ def check_size(value: Optional[int], flag: str) -> None:
 
 def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional[int] = None,
                  opset: int = DEFAULT_OPSET, dynamic_batch: bool = False, force: bool = False,
-                 fp16: bool = False, progress=None):
-    """Export a preset name, checkpoint path or (net, meta) pair to `out_dir`; returns the Manifest."""
-    check_size(height, "--height")
-    check_size(width, "--width")
+                 fp16: bool = False, progress=None, import_options: Optional[Dict] = None):
+    """Export a preset name, checkpoint path or (net, meta) pair to `out_dir`; returns the Manifest.
+
+    import_options (dataset, num_classes, upsampling, overrides) go to load_model: how to read an
+    ESANet/DynMM file, or the head of a preset. height/width also go there, so an import is built
+    for the export size directly."""
+    check_size(height, "height")
+    check_size(width, "width")
     torch = require("torch", "export")
     from dynmm_edge.folder_commit import folder_lock, sweep
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise DynMMError(f"{out_dir} exists and is not a folder: choose another -o/--out")
+        raise DynMMError(f"{out_dir} exists and is not a folder: choose another -o/--output")
     with folder_lock(out_dir):  # a second export into the same folder fails instead of replacing it
         if out_dir.exists() and not force and any(out_dir.iterdir()):
             raise DynMMError(f"{out_dir} already exists and is not empty: pass --force to replace it")
         sweep(out_dir)  # what a killed export or update left behind
-        _export_locked(spec, out_dir, torch, height, width, opset, dynamic_batch, fp16, progress)
+        _export_locked(spec, out_dir, torch, height, width, opset, dynamic_batch, fp16, progress, import_options)
     from dynmm_edge.manifest import load_manifest
     return load_manifest(out_dir)
 
 
-def _export_locked(spec, out_dir: Path, torch, height, width, opset, dynamic_batch, fp16, progress) -> None:
+def _export_locked(spec, out_dir: Path, torch, height, width, opset, dynamic_batch, fp16, progress,
+                   import_options=None) -> None:
     from dynmm_edge.model.checkpoints import load_model, model_checkpoint, save_checkpoint
     from dynmm_edge.model.split import example_inputs, split_model
     from dynmm_edge.export.trt_check import check_model
@@ -98,7 +104,7 @@ def _export_locked(spec, out_dir: Path, torch, height, width, opset, dynamic_bat
         net, meta = spec
     else:
         spec = model_checkpoint(spec)  # 'demo' or a model folder -> its checkpoint file
-        net, meta = load_model(spec)
+        net, meta = load_model(spec, height=height, width=width, **(import_options or {}))
         if Path(spec).is_file() and "import" not in meta:
             source_file = Path(spec)  # our own format: ship its bytes (keeps e.g. fp16 packing)
     resized = resize_model(net.eval(), height, width)
@@ -145,6 +151,12 @@ def _export_locked(spec, out_dir: Path, torch, height, width, opset, dynamic_bat
         else:
             save_checkpoint(tmp / "model.pt", net, meta)
         fault_point("staged model.pt")
+        trained = weights_trained(meta)
+        if not trained:
+            warn = (f"{meta.get('name', out_dir.name)}: exporting UNTRAINED (random-init) weights; the "
+                    "manifest says trained: false and the default policy is fixed:full")
+            logging.getLogger(__name__).warning(warn)
+            say(f"warning: {warn}")
         manifest = _manifest_dict(meta, out_dir, cfg, net, dynamic_batch, zero_inputs, entries, paths, costs,
                                   sha256_file(tmp / "model.pt"), torch.__version__, opset)
         parse_manifest(manifest, tmp)  # validate before it becomes visible
@@ -159,16 +171,20 @@ def _export_locked(spec, out_dir: Path, torch, height, width, opset, dynamic_bat
 def _manifest_dict(meta, out_dir, cfg, net, dynamic_batch, zero_inputs, entries, paths, costs, checkpoint_sha,
                    torch_version, opset) -> Dict:
     palette = [list(map(int, c)) for c in meta["palette"]]
+    # random-init weights (a preset) are not a model to use: say so and run the plain full path;
     # an imported static ESANet has no trained gate: run it as "always full depth" by default
-    gate_trained = bool(meta.get("gate_trained", meta.get("train", {}).get("gate_trained", True)))
+    trained = weights_trained(meta)
+    gate_trained = trained and bool(meta.get("gate_trained", meta.get("train", {}).get("gate_trained", True)))
     return {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "name": meta.get("name", out_dir.name),
+        "trained": trained,
         "input": {"height": cfg.height, "width": cfg.width, "dynamic_batch": dynamic_batch},
         "preprocess": meta["preprocess"], "classes": list(meta["classes"]), "palette": palette,
         "gate": {"placement": cfg.gate, "branch": "gate", "output": "gate_logits", "paths": list(net.paths),
                  "zero_inputs": zero_inputs, "present_input": "depth_present",
                  "trained": gate_trained,
-                 "default_policy": meta.get("default_policy") or ("argmax" if gate_trained else "fixed:full")},
+                 "default_policy": (meta.get("default_policy") if trained else None)
+                 or ("argmax" if gate_trained else "fixed:full")},
         "branches": entries,
         "paths": {str(k): list(v) for k, v in paths.items()},
         "macs": {"total_per_path": {str(k): int(v) for k, v in costs["total_per_path"].items()},
@@ -177,6 +193,11 @@ def _manifest_dict(meta, out_dir, cfg, net, dynamic_batch, zero_inputs, entries,
         "checkpoint": {"file": "model.pt", "sha256": checkpoint_sha},
         "created_by": {"dynmm_edge": __version__, "torch": torch_version, "opset": opset},
     }
+
+
+def weights_trained(meta) -> bool:
+    """False for random-init weights (presets exported without a checkpoint), True otherwise."""
+    return (meta.get("train") or {}).get("weights") != "random-init"
 
 
 def _swap_into_place(tmp: Path, out_dir: Path, manifest: Dict) -> None:

@@ -13,6 +13,8 @@ whose value cannot be measured holds null, never 0 (0 J would claim "free", null
                                    # what one e2e latency sample covers, in words too
   "environment": {...},            # dynmm_edge.bench.env.environment()
   "frames": int, "warmup": int, "fps_pacing": float | null,   # null = run as fast as possible
+  "input": {"source": str, "source_defaulted": bool, "seed": int | null, "frames": int, "command": str},
+                                   # what was measured (added by `dynmm-edge bench`; optional)
   "modes": {                       # 'full_depth', 'rgb_only', 'dynamic', optional 'dynamic_bias_<x>'
     "<mode>": {
       "e2e_ms": STATS,             # STATS = {mean, p50, p90, p95, p99, min, max, std, n} (bench.stats)

@@ -21,7 +21,7 @@ from dynmm_edge.atomic import current_umask, write_bytes
 from dynmm_edge.errors import DataError
 from dynmm_edge.io.base import parse_uri, resolve_options
 from dynmm_edge.types import Result
-from dynmm_edge.viz.overlay import as_palette, draw_hud, overlay, resize_nearest
+from dynmm_edge.viz.overlay import as_palette, draw_hud, draw_legend, hud_fps, overlay, resize_nearest
 
 
 class Sink:
@@ -80,8 +80,9 @@ def _rgb_of(result: Result) -> Optional[np.ndarray]:
 class _Renderer:
     """Overlay + HUD shared by the display and video sinks (so they show the same picture)."""
 
-    def __init__(self, palette, alpha, hud: bool):
+    def __init__(self, palette, class_names, alpha, hud: bool):
         self.palette = as_palette(palette)
+        self.class_names = tuple(class_names) if class_names is not None else None  # the HUD's legend
         self.alpha = float(alpha)
         self.hud = hud
         self._times = deque(maxlen=30)
@@ -91,12 +92,11 @@ class _Renderer:
     def hud_lines(self, result: Result) -> List[str]:
         now = time.perf_counter()
         self._times.append(now)
-        fps = (len(self._times) - 1) / (self._times[-1] - self._times[0]) if len(self._times) > 1 and self._times[-1] > self._times[0] else 0.0
         self.frames += 1
         self.depth_fraction_sum += float(result.depth_fraction)
         share = 100.0 * (1.0 - self.depth_fraction_sum / self.frames)
         total = result.times_ms.get("total")
-        lines = [f"FPS {fps:5.1f}" + (f"  total {total:.1f} ms" if total is not None else ""),
+        lines = [f"FPS {hud_fps(self._times, total)}" + (f"  total {total:.1f} ms" if total is not None else ""),
                  f"frame {result.frame_id}  path {result.path}  depth {result.depth_macs / 1e9:.2f} GMAC",
                  f"depth compute skipped: {share:4.1f}%"]
         return lines
@@ -111,6 +111,8 @@ class _Renderer:
             img = overlay(rgb, labels, self.palette, self.alpha)
         if self.hud:
             img = draw_hud(img, self.hud_lines(result))
+            if self.class_names:
+                img = draw_legend(img, labels, self.class_names, self.palette)
         return img
 
 
@@ -149,14 +151,14 @@ class DisplaySink(Sink):
 
     OPTIONS = {"title": (str, "dynmm-edge"), "hud": (bool, True), "wait_ms": (int, 1)}
 
-    def __init__(self, palette=None, alpha=0.5, title="dynmm-edge", hud=True, wait_ms=1):
+    def __init__(self, palette=None, class_names=None, alpha=0.5, title="dynmm-edge", hud=True, wait_ms=1):
         super().__init__()
         check_display()
         self._cv2 = require("cv2", "the display:// sink")
         self.name = f"display:{title}"
         self.title = title
         self.wait_ms = max(1, int(wait_ms))
-        self.renderer = _Renderer(palette, alpha, hud)
+        self.renderer = _Renderer(palette, class_names, alpha, hud)
         self._stop = False
         self._shown = False
 
@@ -194,7 +196,7 @@ class VideoSink(Sink):
     OPTIONS = {"fps": (float, 30.0), "hud": (bool, True), "fourcc": (str, "")}
     CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
 
-    def __init__(self, path, palette=None, alpha=0.5, fps=30.0, hud=True, fourcc=""):
+    def __init__(self, path, palette=None, class_names=None, alpha=0.5, fps=30.0, hud=True, fourcc=""):
         super().__init__()
         self._cv2 = require("cv2", "video sinks")
         self.path = Path(path)
@@ -208,7 +210,7 @@ class VideoSink(Sink):
             raise DataError(f"video sink {self.path}: fps must be > 0, got {fps}")
         self.fps = float(fps)
         self.name = f"video:{self.path}"
-        self.renderer = _Renderer(palette, alpha, hud)
+        self.renderer = _Renderer(palette, class_names, alpha, hud)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.is_dir():
             raise DataError(f"video sink {self.path}: is a folder; give a file name")
@@ -447,14 +449,19 @@ class MultiSink(Sink):
 
 
 def _look(common):
-    """The shared keywords a drawing sink uses (class names are for reports, not pictures)."""
+    """The shared keywords a drawing sink uses."""
     return {"palette": common["palette"], "alpha": common["alpha"]}
+
+
+def _hud_look(common):
+    """A sink with a HUD also names the classes it shows (the legend)."""
+    return {**_look(common), "class_names": common["class_names"]}
 
 
 def _file(target, common, opts):
     ext = Path(target).suffix.lower()
     if ext in VideoSink.CODECS:
-        return VideoSink(target, **_look(common), **opts)
+        return VideoSink(target, **_hud_look(common), **opts)
     if ext == ".jsonl":
         return JsonlSink(target, **opts)
     raise DataError(f"file:// sink {target!r}: unsupported extension {ext!r}; use .mp4, .avi or .jsonl")
@@ -462,7 +469,7 @@ def _file(target, common, opts):
 
 # scheme -> (factory(target, common_kwargs, options), options spec, needs a target)
 SINKS: Dict[str, tuple] = {
-    "display": (lambda t, c, o: DisplaySink(**_look(c), **o), DisplaySink.OPTIONS, False),
+    "display": (lambda t, c, o: DisplaySink(**_hud_look(c), **o), DisplaySink.OPTIONS, False),
     "file": (_file, VideoSink.OPTIONS, True),
     "png": (lambda t, c, o: PngSink(t, **_look(c), **o), PngSink.OPTIONS, True),
     "jsonl": (lambda t, c, o: JsonlSink(t, **o), JsonlSink.OPTIONS, True),

@@ -21,7 +21,13 @@ from dynmm_edge.types import Frame, Result
 
 
 class Session:
-    """Runs a model folder on one backend, which it then owns. Use as a context manager or call close()."""
+    """Runs a model folder on one backend, which it then owns. Use as a context manager or call close().
+
+    labels_at: 'frame' (default) returns Result.labels at the frame's resolution, 'model' at the
+    model's input size. A frame without depth (depth=None) runs the cheapest path (RGB-only).
+    """
+
+    labels_at = "frame"
 
     def __init__(self, manifest: Manifest, backend, *, precision=None,
                  policy: Union[str, GatePolicy, None] = None, sync_timing: bool = True):
@@ -105,6 +111,9 @@ class Session:
 
     def infer(self, frame: Frame, path: Optional[int] = None, return_logits: bool = False) -> Result:
         from dynmm_edge.data.preprocess import preprocess
+        from dynmm_edge.runtime.postprocess import labels_for
+        if frame.depth is None and path is None:  # no depth stream: never run depth segments on nothing
+            path = min(self.manifest.path_values)
         t0 = time.perf_counter()
         rgb, depth = preprocess(frame.rgb, frame.depth, frame.depth_scale_m, self.preprocess_cfg,
                                 frame_id=frame.frame_id)
@@ -118,7 +127,8 @@ class Session:
         if gate_logits is not None:
             e = np.exp(gate_logits - gate_logits.max())
             probs = e / e.sum()
-        result = Result(frame_id=frame.frame_id, labels=outputs["labels"][0], path=int(path), times_ms=times,
+        result = Result(frame_id=frame.frame_id, labels=labels_for(outputs["labels"][0], frame, self.labels_at),
+                        path=int(path), times_ms=times,
                         branches_run=tuple(ran), gate_probs=probs,
                         depth_macs=self.manifest.depth_macs(path),
                         depth_fraction=self.depth_cost[self.manifest.path_values.index(path)], frame=frame)

@@ -65,7 +65,15 @@ def test_bench_cli_json_and_compare(tmp_path, tiny_export, capsys):
                  "--block", "3", "--power", "none", "--json", str(a), "--threads", "1"]) == 0
     rep = json.loads(a.read_text())
     assert rep["schema"] == "dynmm-edge/bench" and rep["frames"] == 6
+    assert rep["input"]["source"] == "synthetic://?frames=6&width=64&height=48" and rep["input"]["seed"] == 0
+    assert rep["input"]["frames"] == 6 and rep["input"]["command"].startswith(f"dynmm-edge bench {m.folder} --source")
     assert (tmp_path / "a.md").is_file() and (tmp_path / "a.png").is_file()
     capsys.readouterr()
     assert main(["bench", "--compare", str(a), str(a)]) == 0
     assert "full_depth" in capsys.readouterr().out
+    b = tmp_path / "b.json"
+    assert main(["bench", str(m.folder), "--frames", "4", "--warmup", "1", "--block", "2", "--power", "none",
+                 "--json", str(b), "--no-plot", "--threads", "1"]) == 0
+    assert "no --source given: measuring on the synthetic source synthetic://?frames=200" in capsys.readouterr().out
+    rep = json.loads(b.read_text())["input"]
+    assert rep["source_defaulted"] is True and rep["seed"] == 99 and rep["frames"] == 4

@@ -122,7 +122,7 @@ def _copier(src, tmp):
 
 
 def test_calibrate_killed_at_every_step(calibrated, tmp_path):
-    argv = lambda folder: ["calibrate", folder, "--data", SRC, "--frames", "8", "--branches", "gate,depth0",  # noqa: E731
+    argv = lambda folder: ["calibrate", folder, "--source", SRC, "--frames", "8", "--branches", "gate,depth0",  # noqa: E731
                            "--method", "percentile", "--percentile", "99.9", "--strategy", "first"]
     make = _copier(calibrated, tmp_path)
     before = _rel(tree_hashes(calibrated), calibrated)

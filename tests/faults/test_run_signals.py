@@ -32,7 +32,7 @@ def test_signal_during_run_keeps_video_jsonl_and_summary_consistent(tiny_export,
     out.mkdir()
     cmd = [sys.executable, "-m", "dynmm_edge.apps.cli", "run", str(model),
            "--source", "synthetic://?frames=100000&width=64&height=64",
-           "--sink", str(out / "o.mp4"), "--sink", f"jsonl://{out / 'o.jsonl'}", "--summary-json", str(out / "s.json")]
+           "--sink", str(out / "o.mp4"), "--sink", f"jsonl://{out / 'o.jsonl'}", "--json", str(out / "s.json")]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -76,7 +76,7 @@ def test_bad_frames_skipped_and_counted(tiny_export, tmp_path, capsys):
     pytest.importorskip("cv2")
     src = _frames_folder(tmp_path / "frames", 6, bad=(1, 4))
     rc, out, err = run_cli(["run", tiny_export[2].folder, "--source", src, "--sink", f"jsonl://{tmp_path / 'r.jsonl'}",
-                            "--summary-json", tmp_path / "s.json"], capsys)
+                            "--json", tmp_path / "s.json"], capsys)
     assert rc == 0, err
     s = json.loads((tmp_path / "s.json").read_text())
     rows = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
@@ -90,7 +90,7 @@ def test_bad_frame_stop_still_writes_frames_already_read(tiny_export, tmp_path, 
     src = _frames_folder(tmp_path / "frames", 6, bad=(3,))
     rc, out, err = run_cli(["run", tiny_export[2].folder, "--source", src, "--on-bad-frame", "stop",
                             "--sink", tmp_path / "o.mp4", "--sink", f"jsonl://{tmp_path / 'r.jsonl'}",
-                            "--summary-json", tmp_path / "s.json"], capsys)
+                            "--json", tmp_path / "s.json"], capsys)
     assert rc == 1 and "0003.png: unreadable or not an image" in err and "Traceback" not in err
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["frames"] == 3 and s["bad_frames"] == 1 and s["stop_reason"] == "bad_frame"

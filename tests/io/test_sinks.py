@@ -189,9 +189,33 @@ def test_display_sink_renders_overlay_hud_and_stops_on_q(monkeypatch):
 def test_hud_reports_share_of_depth_compute_skipped():
     from dynmm_edge.io.sinks import _Renderer
     from dynmm_edge.types import Result
-    r = _Renderer(None, 0.5, hud=True)
+    r = _Renderer(None, None, 0.5, hud=True)
     lines = [r.hud_lines(Result(i, np.zeros((4, 4), np.int32), p, {"total": 5.0}, (), depth_fraction=f))
              for i, (p, f) in enumerate([(2, 0.4), (5, 1.0)])]
     assert lines[0][2] == "depth compute skipped: 60.0%"
     assert lines[1][2] == "depth compute skipped: 30.0%"
     assert "path 5" in lines[1][1]
+
+
+def test_hud_first_frame_fps_is_never_zero_and_legend_lists_present_classes():
+    pytest.importorskip("cv2")
+    from dynmm_edge.io.sinks import _Renderer
+    from dynmm_edge.types import Frame, Result
+    from dynmm_edge.viz.overlay import draw_legend, hud_fps
+    r = _Renderer(None, None, 0.5, hud=True)
+    first = r.hud_lines(Result(0, np.zeros((4, 4), np.int32), 2, {"total": 20.0}, ()))
+    assert first[0].startswith("FPS  50.0") and "FPS   0.0" not in first[0]
+    assert hud_fps([1.0], None) == "   --" and hud_fps([1.0, 1.5, 2.0], 20.0) == "  2.0"
+    labels = np.zeros((60, 80), np.uint8)
+    labels[:, 40:] = 2
+    labels[:5, :5] = 255
+    img = np.full((60, 80, 3), 200, np.uint8)
+    pal = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    out = draw_legend(img, labels, ["floor", "wall", "table"], pal, scale=0.3)
+    colours = {tuple(int(v) for v in px) for px in out.reshape(-1, 3)}
+    assert (255, 0, 0) in colours and (0, 0, 255) in colours and (0, 255, 0) not in colours  # only present classes
+    assert np.array_equal(out[:20], img[:20])  # bottom-left box only
+    rr = _Renderer(pal, ["floor", "wall", "table"], 0.5, hud=True)
+    frame = Frame(0, img, None)
+    shown = rr.render(Result(0, labels, 0, {"total": 5.0}, (), frame=frame))
+    assert shown.shape == img.shape and (0, 0, 255) in {tuple(int(v) for v in px) for px in shown.reshape(-1, 3)}
