@@ -2,6 +2,8 @@
 import argparse
 import sys
 
+from dynmm_edge.apps.argtypes import non_negative_int, positive_float, positive_int
+
 DEFAULT_SOURCE = "synthetic://?frames=200&hard_fraction=0.3&seed=99"
 EPILOG = """examples:
   dynmm-edge bench demo --source synthetic://?frames=200 --json bench.json
@@ -19,11 +21,11 @@ def add_parser(sub) -> None:
     from dynmm_edge.apps.common import add_json, add_model, add_source
     add_model(p, nargs="?")
     add_source(p, default=None, old=(), help=f"frames to measure on, preloaded into memory first (default {DEFAULT_SOURCE})")
-    p.add_argument("--frames", type=int, default=None, help="number of frames (default: all the source has)")
-    p.add_argument("--warmup", type=int, default=5, help="warm-up frames per mode")
-    p.add_argument("--block", type=int, default=10, help="frames per interleaved block")
+    p.add_argument("--frames", type=positive_int, default=None, help="number of frames (default: all the source has)")
+    p.add_argument("--warmup", type=non_negative_int, default=5, help="warm-up frames per mode")
+    p.add_argument("--block", type=positive_int, default=10, help="frames per interleaved block")
     p.add_argument("--bias", default="", help="extra dynamic modes with these bias values, e.g. 0.5,1,2")
-    p.add_argument("--fps", type=float, default=None, help="pace frames like a camera (energy includes idle gaps)")
+    p.add_argument("--fps", type=positive_float, default=None, help="pace frames like a camera (energy includes idle gaps)")
     p.add_argument("--power", default="auto", help="power meter: auto | none | ina3221 | tegrastats | nvml | rapl")
     add_json(p, help="write the report here (+ .md and .png beside)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")

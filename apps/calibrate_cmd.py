@@ -7,6 +7,8 @@ import argparse
 import sys
 import time
 
+from dynmm_edge.apps.argtypes import percent, positive_int
+
 EPILOG = """examples:
   dynmm-edge calibrate models/r34 --source walk.db3 --frames 256 --branches depth --json calib.json
   dynmm-edge calibrate demo --source 'synthetic://?frames=120' --frames 32 --branches depth --json calib.json
@@ -25,7 +27,7 @@ def add_parser(sub) -> None:
     add_model(p)
     add_source(p, required=True, help="calibration frames: .db3 recording, dataset directory, synthetic://...")
     add_output(p, help="write the calibrated model into a copy of MODEL here (default: in place)", old=())
-    p.add_argument("--frames", type=int, default=64, help="calibration frames to select (default 64)")
+    p.add_argument("--frames", type=positive_int, default=64, help="calibration frames to select (default 64)")
     p.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax",
                    help="activation range calibration (default minmax)")
     p.add_argument("--branches", default=None,
@@ -38,15 +40,15 @@ def add_parser(sub) -> None:
                    help="set the folder's default precision explicitly afterwards, e.g. gate=fp32,depth=int8")
     p.add_argument("--strategy", choices=("diverse", "first"), default="diverse",
                    help="frame selection: spread over depth ranges and gate paths (default) or the first N")
-    p.add_argument("--pool", type=int, default=None, help="frames to scan for selection (default: whole source)")
+    p.add_argument("--pool", type=positive_int, default=None, help="frames to scan for selection (default: whole source)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--percentile", type=float, default=99.999, help="percentile for --method percentile")
+    p.add_argument("--percentile", type=percent, default=99.999, help="percentile for --method percentile")
     add_json(p, help="write the accuracy report (INT8 vs FP32) to OUT.json (+ OUT.md)", old=("--report",))
     p.add_argument("--eval-source", default=None,
                    help="held-out frames for the report (default: frames of --source not used for calibration)")
     deprecated_alias(p, "--eval-data", "--eval-source", "eval_source")
-    p.add_argument("--eval-frames", type=int, default=32, help="held-out frames for the report (default 32)")
-    p.add_argument("--label-classes", type=int, default=None,
+    p.add_argument("--eval-frames", type=positive_int, default=32, help="held-out frames for the report (default 32)")
+    p.add_argument("--label-classes", type=positive_int, default=None,
                    help="classes of the source's labels, checked against the model (default: known for "
                         "synthetic://, else the largest label seen)")
     p.set_defaults(func=run)

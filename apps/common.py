@@ -12,14 +12,9 @@ MODEL_HELP = "model folder, checkpoint file (ours, ESANet, DynMM), preset name o
 
 
 def parse_size(text: str) -> Tuple[int, int]:
-    """'WxH' -> (width, height)."""
-    try:
-        w, h = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WxH, e.g. 640x480, got {text!r}") from None
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return w, h
+    """'WxH' -> (width, height), both >= 1 (frame sizes; network inputs use add_size's stricter check)."""
+    from dynmm_edge.apps.argtypes import size_wxh
+    return size_wxh(text)
 
 
 def format_size(width: int, height: int) -> str:
@@ -84,9 +79,12 @@ def add_json(p, required: bool = False, help: str = "", old=()) -> None:
 
 
 def add_size(p, help: str = "input size WxH (multiples of 32; default: the model's)") -> None:
-    p.add_argument("--size", type=parse_size, default=None, metavar="WxH", help=help)
-    deprecated_alias(p, "--height", "--size WxH", "height", type=int)
-    deprecated_alias(p, "--width", "--size WxH", "width", type=int)
+    """--size WxH for a network input: both sides positive multiples of 32, checked while parsing
+    (the hidden --height/--width aliases get the same check)."""
+    from dynmm_edge.apps.argtypes import multiple_of_32, size_multiple_of_32
+    p.add_argument("--size", type=size_multiple_of_32, default=None, metavar="WxH", help=help)
+    deprecated_alias(p, "--height", "--size WxH", "height", type=multiple_of_32)
+    deprecated_alias(p, "--width", "--size WxH", "width", type=multiple_of_32)
 
 
 def size_of(args) -> Tuple[Optional[int], Optional[int]]:
@@ -99,10 +97,11 @@ def size_of(args) -> Tuple[Optional[int], Optional[int]]:
 
 def add_import_options(p) -> None:
     """How to read an ESANet/DynMM checkpoint (or reshape a preset's head)."""
+    from dynmm_edge.apps.argtypes import positive_int
     p.add_argument("--dataset", default=None,
                    help="dataset an imported checkpoint was trained on: nyuv2, sunrgbd, cityscapes, generic "
                         "(default: from the class count; any other count -> generic names, generated palette)")
-    p.add_argument("--num-classes", type=int, default=None,
+    p.add_argument("--num-classes", type=positive_int, default=None,
                    help="classes of the model (checked against an imported file; sets a preset's head)")
     p.add_argument("--upsampling", default=None,
                    choices=("learned-3x3-zeropad", "learned-3x3", "learned-zeropad", "learned"),

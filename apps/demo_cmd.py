@@ -5,6 +5,7 @@ travels the same pyrealsense2 playback path as a camera file), runs the shipped 
 with ONNX Runtime, writes the overlay video and per-frame stats, and prints a summary.
 """
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -58,4 +59,6 @@ def run(args) -> int:
     write_json(out / "demo_summary.json", summary)
     print_summary(summary)
     print(f"wrote {video}, {stats} and {out / 'demo_summary.json'}")
-    return 0
+    if summary.get("error"):
+        print(f"dynmm-edge demo: error: {summary['error']}", file=sys.stderr)
+    return summary["exit_code"]

@@ -13,6 +13,8 @@ EPILOG = """examples:
   dynmm-edge eval ckpt.pth --source data/nyuv2 --split test --sweep=-2,-1,0,1,2 --json sweep.json
 """
 
+from dynmm_edge.apps.argtypes import positive_int
+
 
 def add_parser(subparsers) -> None:
     from dynmm_edge.apps.common import add_json, add_model, add_source
@@ -26,8 +28,8 @@ def add_parser(subparsers) -> None:
     add_json(p, required=True, help="where to write the report (JSON, atomic)")
     p.add_argument("--sweep", default="", help="comma-separated gate biases, e.g. -2,-1,0,1,2")
     p.add_argument("--png", default="", help="plot of mIoU vs depth MACs (default: JSON path with .png)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--threads", type=positive_int, default=2)
     p.set_defaults(func=run)
 
 

@@ -10,6 +10,8 @@ EPILOG = """examples:
   dynmm-edge export esanet-r34-nbt1d-nyuv2 -o models/untrained   # a preset: random weights, trained: false
 """
 
+from dynmm_edge.apps.argtypes import positive_int
+
 
 def add_parser(sub) -> None:
     from dynmm_edge.apps.common import add_import_options, add_model, add_output, add_size
@@ -19,7 +21,7 @@ def add_parser(sub) -> None:
     add_output(p, required=True, help="model folder to create")
     add_size(p, help="input size WxH (multiples of 32; default: the model's, 640x480 for imports)")
     add_import_options(p)
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (TensorRT 8.5 parses up to 17)")
+    p.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (TensorRT 8.5 parses up to 17)")
     p.add_argument("--dynamic-batch", action="store_true", help="export a dynamic batch dimension")
     p.add_argument("--fp16", action="store_true", help="also write FP16 ONNX variants (FP32 inputs/outputs)")
     p.add_argument("--force", action="store_true", help="replace an existing folder")

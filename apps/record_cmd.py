@@ -10,6 +10,8 @@ import signal
 import sys
 import time
 
+from dynmm_edge.apps.argtypes import non_negative_int, positive_float, positive_int
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("record", help="record a source (RealSense, folder, synthetic://) to a .db3 file",
@@ -21,9 +23,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--source", required=True, help="source URI, e.g. realsense://, synthetic://?frames=100, DIR")
     p.add_argument("-o", "--output", required=True, help="output recording (.db3)")
     stop = p.add_mutually_exclusive_group()
-    stop.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
-    stop.add_argument("--frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--fps", type=int, default=0, help="frame rate stored in the file (default: the source's, else 30)")
+    stop.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds")
+    stop.add_argument("--frames", type=positive_int, default=None, help="stop after this many frames")
+    p.add_argument("--fps", type=non_negative_int, default=0, help="frame rate stored in the file (default: the source's, else 30)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
@@ -36,6 +38,7 @@ class _Limiter:
         self.out = out if out is not None else sys.stderr  # looked up per use, not bound at import
         self.count = 0
         self.interrupted = False
+        self.signum = None
         self.printed = False
         self.t0 = None
 
@@ -58,8 +61,10 @@ class _Limiter:
             if self.seconds is not None and now - self.t0 >= self.seconds:
                 break
 
-    def on_sigint(self, signum, frame):
+    def on_signal(self, signum, frame):
+        """SIGINT / SIGTERM / SIGHUP: finish the frame in hand, finalise the file, exit 128 + signal."""
         self.interrupted = True
+        self.signum = signum
 
 
 def run(args) -> int:
@@ -83,11 +88,13 @@ def run(args) -> int:
                 print("recording until Ctrl-C", file=sys.stderr)
             fps = args.fps or int(round(getattr(source, "fps", 0) or 30))
             limiter = _Limiter(source, args.frames, args.seconds, args.quiet)
-            previous = signal.signal(signal.SIGINT, limiter.on_sigint)
+            stops = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+            previous = {sig: signal.signal(sig, limiter.on_signal) for sig in stops}
             try:
                 n = write_recording(out, limiter, fps=fps)
             finally:
-                signal.signal(signal.SIGINT, previous)
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
     except DynMMError as exc:
         if limiter is not None and limiter.printed:
             print(file=sys.stderr)
@@ -95,6 +102,7 @@ def run(args) -> int:
         return 1
     if limiter.printed:
         print(file=sys.stderr)
-    note = " (stopped by Ctrl-C)" if limiter.interrupted else ""
+    name = "Ctrl-C" if limiter.signum == signal.SIGINT else signal.Signals(limiter.signum).name if limiter.signum else ""
+    note = f" (stopped by {name})" if limiter.interrupted else ""
     print(f"wrote {n} frames to {out}{note}")
-    return 0
+    return 128 + int(limiter.signum) if limiter.interrupted else 0

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from dynmm_edge.apps.argtypes import positive_int, unit_float
 
 EPILOG = """examples:
   dynmm-edge synth -o data/synth --frames 500 --size 320x240
@@ -32,9 +33,9 @@ def add_parser(subparsers) -> None:
                               description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_output(p, required=True,
                help="output folder (--format dir), file.db3 (--format db3) or new bag folder (--format rosbag2)")
-    p.add_argument("--frames", type=int, default=100, help="number of frames (default 100)")
+    p.add_argument("--frames", type=positive_int, default=100, help="number of frames (default 100)")
     p.add_argument("--size", type=_size, default=(320, 240), metavar="WxH", help="frame size WxH (default 320x240)")
-    p.add_argument("--hard-fraction", type=float, default=0.3, help="share of camouflaged + dark frames")
+    p.add_argument("--hard-fraction", type=unit_float, default=0.3, help="share of camouflaged + dark frames")
     p.add_argument("--format", choices=("dir", "db3", "rosbag2"), default="dir",
                    help="rosbag2: /camera/camera/color/image_raw (rgb8), .../aligned_depth_to_color/image_raw "
                         "(16UC1 mm) and camera_info, as realsense-ros 4.x publishes them")
@@ -45,7 +46,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--motion", choices=("walk", "still"), default=None,
                    help="video: one scene with a moving / still camera (default: independent frames "
                         "for dir, walk for db3 and rosbag2)")
-    p.add_argument("--fps", type=int, default=30, help="frame rate of a db3 recording or rosbag2 bag")
+    p.add_argument("--fps", type=positive_int, default=30, help="frame rate of a db3 recording or rosbag2 bag")
     p.set_defaults(func=run)
 
 

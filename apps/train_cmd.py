@@ -7,6 +7,8 @@ import argparse
 import shlex
 import sys
 
+from dynmm_edge.apps.argtypes import non_negative_float, non_negative_int, positive_float, positive_int, unit_float
+
 EPILOG = """examples:
   dynmm-edge train --preset tiny-test --source 'synthetic://?frames=64' --epochs-stage1 1 --epochs-stage2 1 -o runs/t
   dynmm-edge train --preset demo --source data/synth --val-source 'synthetic://?frames=200&seed=2026' -o runs/demo
@@ -27,20 +29,20 @@ def add_parser(subparsers) -> None:
                help="training data: dataset folder or synthetic://?frames=N&hard_fraction=F&seed=S")
     p.add_argument("--val-source", default="", help="optional evaluation data, evaluated at each stage end")
     deprecated_alias(p, "--val-data", "--val-source", "val_source")
-    p.add_argument("--epochs-stage1", type=int, default=10, help="epochs with a random path per sample")
-    p.add_argument("--epochs-stage2", type=int, default=2, help="epochs with the gate trained jointly")
-    p.add_argument("--epochs-gate", type=int, default=0,
+    p.add_argument("--epochs-stage1", type=non_negative_int, default=10, help="epochs with a random path per sample")
+    p.add_argument("--epochs-stage2", type=non_negative_int, default=2, help="epochs with the gate trained jointly")
+    p.add_argument("--epochs-gate", type=non_negative_int, default=0,
                    help="gate-only epochs after stage II (trunk frozen; cheap retrofit)")
-    p.add_argument("--budget", type=float, default=0.5,
+    p.add_argument("--budget", type=unit_float, default=0.5,
                    help="target expected depth-encoder MACs as a fraction of the full-depth path")
-    p.add_argument("--resource-lambda", type=float, default=1.0, help="weight of the resource loss")
+    p.add_argument("--resource-lambda", type=non_negative_float, default=1.0, help="weight of the resource loss")
     add_output(p, required=True, help="run folder (state.pt, metrics.jsonl, final.pt)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/state.pt")
     p.add_argument("--init-from", default="", help="start from a checkpoint (ours or ESANet/DynMM, imported)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3, help="peak LR of the one-cycle schedule (trunk)")
-    p.add_argument("--gate-lr", type=float, default=1e-2)
+    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--lr", type=positive_float, default=2e-3, help="peak LR of the one-cycle schedule (trunk)")
+    p.add_argument("--gate-lr", type=positive_float, default=1e-2)
     p.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--no-class-weights", action="store_true")
@@ -52,8 +54,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--oracle-tolerance", type=float, default=0.0,
                    help="gate-only stage: distil the per-frame oracle (cheapest path whose frame loss is within "
                         "this of full depth) instead of the budgeted expected loss; 0 = off")
-    p.add_argument("--eval-every", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    p.add_argument("--eval-every", type=non_negative_int, default=0)
+    p.add_argument("--threads", type=positive_int, default=2, help="torch.set_num_threads")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 

@@ -130,4 +130,7 @@ def _pipelined_fps(session, frames, policy) -> float:
     from dynmm_edge.runtime.pipeline import run_pipeline
     session.set_policy(policy)
     stats = run_pipeline(ListSource(frames), session.infer, [])
+    if stats.stop_reason == "interrupted":  # a partial measurement must not be reported as a result
+        from dynmm_edge.signals import Interrupted
+        raise Interrupted(stats.signal or 2)
     return float(stats.fps)

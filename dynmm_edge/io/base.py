@@ -22,6 +22,9 @@ class FrameSource:
     live: bool = False
     size: Optional[Tuple[int, int]] = None
     name: str = "source"
+    # False: an unreadable frame raises BadFrame (plain iteration ends). True (set by the pipeline):
+    # it is yielded, so the stream goes on and the pipeline decides (--on-bad-frame skip|stop).
+    yield_bad_frames: bool = False
 
     def __init__(self):
         self._closed = False

@@ -138,8 +138,13 @@ def save_checkpoint(path, model: DynMMNet, meta: Mapping[str, Any]) -> Path:
         "preprocess": clean["preprocess"],
         "train": clean["train"],
     }
+    # via memory: torch.save names the zip's root folder after the file, and the temp file's random
+    # name would make every save of the same weights differ byte for byte
+    import io
+    buf = io.BytesIO()
+    torch.save(payload, buf)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buf.getvalue())
     return path
 
 

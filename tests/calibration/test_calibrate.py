@@ -161,7 +161,6 @@ def test_too_few_frames_from_uri_names_source(model_dir):
 def test_failure_mid_way_rolls_back(model_dir, synth_frames, monkeypatch):
     """Second calibration fails at the last branch / at the manifest write: folder byte-identical."""
     import dynmm_edge.calibration.quantize as qz
-    from dynmm_edge.manifest import Manifest
     qz.calibrate(model_dir, synth_frames[:10], frames=8, branches="depth0,depth1")
     before = folder_hashes(model_dir)
     real = qz.quantize_branch
@@ -180,11 +179,12 @@ def test_failure_mid_way_rolls_back(model_dir, synth_frames, monkeypatch):
     assert folder_hashes(model_dir) == before
     monkeypatch.setattr(qz, "quantize_branch", real)
 
-    def broken_save(self):
-        (self.folder / "manifest.json").write_text("{half")
+    import dynmm_edge.folder_commit as fc
+
+    def broken_switch(folder, data):  # every new file placed, then the manifest write fails
         raise OSError("disk full")
 
-    monkeypatch.setattr(Manifest, "save", broken_save)
+    monkeypatch.setattr(fc, "replace_manifest", broken_switch)
     with pytest.raises(OSError, match="disk full"):
         qz.calibrate(model_dir, synth_frames[:10], frames=8, branches="depth", method="entropy")
     assert folder_hashes(model_dir) == before  # depth0/1.int8 restored, depth2..4.int8 removed

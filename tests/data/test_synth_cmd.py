@@ -41,6 +41,8 @@ def test_synth_bad_args(tmp_path, capsys):
         _parse(["-o", str(tmp_path), "--size", "32by24"])
     args = _parse(["-o", str(tmp_path / "x.bag"), "--frames", "2", "--size", "16x12", "--format", "db3"])
     assert args.func(args) == 2
-    args = _parse(["-o", str(tmp_path), "--frames", "2", "--hard-fraction", "2"])
-    assert args.func(args) == 2
-    assert "hard_fraction" in capsys.readouterr().err
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:  # refused by argparse, before any frame is made
+        _parse(["-o", str(tmp_path), "--frames", "2", "--hard-fraction", "2"])
+    assert exc.value.code == 2
+    assert "--hard-fraction: 2 must be in [0, 1]" in capsys.readouterr().err

@@ -1,6 +1,8 @@
 """Sinks (jsonl, png, video, null, multi), URI errors, and the overlay helpers."""
 import json
 
+from dynmm_edge.atomic import current_umask
+
 import numpy as np
 import pytest
 
@@ -53,11 +55,14 @@ def test_draw_hud_changes_top_left_only():
 
 def test_jsonl_sink_one_flushed_line_per_frame(tmp_path):
     path = tmp_path / "stats.jsonl"
+    path.write_text("old run\n")
     sink = open_sink(f"jsonl://{path}?gate_probs=1")
     for i in range(3):
         sink.write(_result(i))
-        assert len(path.read_text().splitlines()) == i + 1  # flushed per line, before close
+        assert len(sink.tmp_path.read_text().splitlines()) == i + 1  # flushed per line, before close
+        assert path.read_text() == "old run\n"  # the old file is replaced only by a finished run
     sink.close()
+    assert not sink.tmp_path.exists()
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["frame_id"] for r in rows] == [0, 1, 2]
     assert set(rows[0]) == {"frame_id", "path", "branches_run", "times_ms", "depth_macs", "gate_probs"}
@@ -97,9 +102,11 @@ def test_video_sink_writes_readable_mp4_and_leaves_no_temp(tmp_path):
     sink = open_sink(path, palette=PALETTE, fps=10)
     for i in range(5):
         sink.write(_result(i))
-    assert not path.exists() and len(list(tmp_path.iterdir())) == 1  # only the hidden temp so far
+    # only the hidden temp and the writer's lock so far
+    assert not path.exists() and sorted(p.suffix for p in tmp_path.iterdir()) == [".lock", ".mp4"]
     sink.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+    assert path.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # normal permissions, not mkstemp's 0600
     cap = cv2.VideoCapture(str(path))
     try:
         assert cap.isOpened()
@@ -153,9 +160,10 @@ def test_multi_sink_fans_out_and_reports_wants_stop(tmp_path):
 
 
 @needs_cv2
-def test_display_sink_renders_overlay_hud_and_stops_on_q():
+def test_display_sink_renders_overlay_hud_and_stops_on_q(monkeypatch):
     """No screen in CI: OpenCV's window calls are replaced, rendering is real."""
     import types
+    monkeypatch.setenv("DISPLAY", ":99")  # the pre-run display check passes; the window calls are faked
 
     import cv2
     shown = []
