@@ -33,8 +33,8 @@ class Mutation:
 
 MUTATIONS = (
     Mutation("video-partial-left-behind", "the video sink copies instead of renaming: .partial.mp4 stays",
-             "dynmm_edge/io/sinks.py", "        os.replace(self.tmp_path, self.path)\n",
-             "        import shutil; shutil.copyfile(self.tmp_path, self.path)\n",
+             "dynmm_edge/io/sinks.py", "  # mkstemp made it 0600\n                os.replace(self.tmp_path, self.path)\n",
+             "  # mkstemp made it 0600\n                import shutil; shutil.copyfile(self.tmp_path, self.path)\n",
              ("tests/apps/test_demo_cli.py::test_demo_writes_video_stats_and_summary",)),
     Mutation("re-export-every-time", "on-the-fly export ignores the cache",
              "dynmm_edge/models.py", "    if not (out / \"manifest.json\").is_file():\n        from dynmm_edge.export",
