@@ -3,31 +3,47 @@
 Launch several processes with `torchrun --nproc_per_node N -m dynmm_edge.apps.cli train ...`:
 DDP is picked up from torchrun's environment (gloo on CPU, nccl on GPU).
 """
+import argparse
 import shlex
 import sys
 
+from dynmm_edge.apps.argtypes import (finite_float, non_negative_float, non_negative_int, positive_float, positive_int,
+                                      unit_float)
+
+EPILOG = """examples:
+  dynmm-edge train --preset tiny-test --source 'synthetic://?frames=64' --epochs-stage1 1 --epochs-stage2 1 -o runs/t
+  dynmm-edge train --preset demo --source data/synth --val-source 'synthetic://?frames=200&seed=2026' -o runs/demo
+  dynmm-edge train --preset demo --init-from runs/demo/final.pt --epochs-stage1 0 --epochs-stage2 0 \\
+      --epochs-gate 4 --budget 0.4 -o runs/gate          # retrofit only the gate
+  torchrun --nproc_per_node 2 -m dynmm_edge.apps.cli train --preset demo -o runs/ddp
+  dynmm-edge eval runs/demo/final.pt --source 'synthetic://?frames=200&seed=2026' --json eval.json
+"""
+
 
 def add_parser(subparsers) -> None:
+    from dynmm_edge.apps.common import add_output, add_source, deprecated_alias
     p = subparsers.add_parser("train", help="train a DynMM model (synthetic world or a dataset folder)",
-                              description=__doc__)
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog=EPILOG)
     p.add_argument("--preset", default="demo", help="model preset (see dynmm_edge.model.presets)")
-    p.add_argument("--data", default="synthetic://?frames=2000&hard_fraction=0.3&seed=0",
-                   help="dataset folder or synthetic://?frames=N&hard_fraction=F&seed=S")
-    p.add_argument("--val-data", default="", help="optional evaluation data, evaluated at each stage end")
-    p.add_argument("--epochs-stage1", type=int, default=10, help="epochs with a random path per sample")
-    p.add_argument("--epochs-stage2", type=int, default=2, help="epochs with the gate trained jointly")
-    p.add_argument("--epochs-gate", type=int, default=0,
+    add_source(p, default="synthetic://?frames=2000&hard_fraction=0.3&seed=0",
+               help="training data: dataset folder or synthetic://?frames=N&hard_fraction=F&seed=S")
+    p.add_argument("--val-source", default="", help="optional evaluation data, evaluated at each stage end")
+    deprecated_alias(p, "--val-data", "--val-source", "val_source")
+    p.add_argument("--epochs-stage1", type=non_negative_int, default=10, help="epochs with a random path per sample")
+    p.add_argument("--epochs-stage2", type=non_negative_int, default=2, help="epochs with the gate trained jointly")
+    p.add_argument("--epochs-gate", type=non_negative_int, default=0,
                    help="gate-only epochs after stage II (trunk frozen; cheap retrofit)")
-    p.add_argument("--budget", type=float, default=0.5,
+    p.add_argument("--budget", type=unit_float, default=0.5,
                    help="target expected depth-encoder MACs as a fraction of the full-depth path")
-    p.add_argument("--resource-lambda", type=float, default=1.0, help="weight of the resource loss")
-    p.add_argument("--out", required=True, help="run folder (state.pt, metrics.jsonl, final.pt)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
+    p.add_argument("--resource-lambda", type=non_negative_float, default=1.0, help="weight of the resource loss")
+    add_output(p, required=True, help="run folder (state.pt, metrics.jsonl, final.pt)")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/state.pt")
     p.add_argument("--init-from", default="", help="start from a checkpoint (ours or ESANet/DynMM, imported)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3, help="peak LR of the one-cycle schedule (trunk)")
-    p.add_argument("--gate-lr", type=float, default=1e-2)
+    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--lr", type=positive_float, default=2e-3, help="peak LR of the one-cycle schedule (trunk)")
+    p.add_argument("--gate-lr", type=positive_float, default=1e-2)
     p.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--no-class-weights", action="store_true")
@@ -39,10 +55,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--gate-objective", choices=("expected", "price", "argmin"), default="expected",
                    help="gate-only stage: expected (frame loss + batch-mean budget hinge), price (each frame pays "
                         "loss + mu x cost), argmin (distil each frame's argmin of loss + mu x cost)")
-    p.add_argument("--gate-mu", type=float, default=-1.0,
+    p.add_argument("--gate-mu", type=finite_float, default=-1.0,
                    help="price of depth per unit normalised cost for price/argmin; < 0: argmin picks mu so the "
                         "targets' mean cost equals --budget")
-    p.add_argument("--gate-balance", type=float, default=0.0,
+    p.add_argument("--gate-balance", type=unit_float, default=0.0,
                    help="argmin: weight each target path by frequency^-B (0 = plain CE, 0.5 = sqrt balancing)")
     p.add_argument("--gate-cues", action="store_true",
                    help="raw gate with frame-quality cues (brightness, noise, depth holes, depth/RGB edge "
@@ -50,8 +66,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--oracle-tolerance", type=float, default=0.0,
                    help="gate-only stage: distil the per-frame oracle (cheapest path whose frame loss is within "
                         "this of full depth) instead of the budgeted expected loss; 0 = off")
-    p.add_argument("--eval-every", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    p.add_argument("--eval-every", type=non_negative_int, default=0)
+    p.add_argument("--threads", type=positive_int, default=2, help="torch.set_num_threads")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -60,13 +76,14 @@ def config_from_args(args):
     from dynmm_edge.train.loop import TrainConfig
 
     return TrainConfig(
-        preset=args.preset, data=args.data, val_data=args.val_data, out=args.out,
+        preset=args.preset, data=args.source, val_data=args.val_source, out=args.output,
         epochs_stage1=args.epochs_stage1, epochs_stage2=args.epochs_stage2, epochs_gate=args.epochs_gate,
         budget=args.budget, resource_lambda=args.resource_lambda, batch_size=args.batch_size, lr=args.lr,
         gate_lr=args.gate_lr, optimizer=args.optimizer, augment=not args.no_augment,
         class_weighting=not args.no_class_weights, gumbel=args.gumbel, stage1_end_prob=args.stage1_end_prob,
         gate_frame_loss=args.gate_frame_loss, oracle_tolerance=args.oracle_tolerance,
-        gate_objective=args.gate_objective, gate_mu=args.gate_mu, gate_balance=args.gate_balance, gate_cues=args.gate_cues, seed=args.seed, threads=args.threads,
+        gate_objective=args.gate_objective, gate_mu=args.gate_mu, gate_balance=args.gate_balance,
+        gate_cues=args.gate_cues, seed=args.seed, threads=args.threads,
         resume=args.resume, init_from=args.init_from, eval_every=args.eval_every,
         progress=not args.no_progress, command="dynmm-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
 

@@ -20,13 +20,16 @@ class Frame:
     labels: Optional[np.ndarray] = None
     intrinsics: Optional[Tuple[float, float, float, float]] = None  # fx, fy, cx, cy
     meta: Dict[str, object] = field(default_factory=dict)
+    stamp_ns: Optional[int] = None  # exact capture stamp (e.g. ROS header.stamp) for outputs to carry
+    sensor_frame: str = ""          # coordinate frame name (e.g. ROS header.frame_id)
 
 
 @dataclass
 class Result:
     """What the Session returns for one frame.
 
-    labels: int HxW at the model's input size. path: number of depth segments run
+    labels: int HxW at the frame's (camera) resolution by default (Session.labels_at = 'model':
+    the model's input size). path: number of depth segments run
     (depth_fraction of the full path's depth-encoder MACs).
     times_ms: per-branch and 'preprocess', 'total' times. branches_run: names in execution order.
     """

@@ -17,10 +17,10 @@ PREV=${PREV:-$OUT/prev_demo.pt}
 [ -f "$PREV" ] || git show 9feea0b:dynmm_edge/assets/demo_model/model.pt > "$PREV"
 
 time dynmm-edge train --init-from "$PREV" --gate-cues \
-  --data 'synthetic://?frames=400&hard_fraction=0.3&seed=7&world=2' \
+  --source 'synthetic://?frames=400&hard_fraction=0.3&seed=7&world=2' \
   --epochs-stage1 0 --epochs-stage2 0 --epochs-gate 20 \
   --gate-objective argmin --gate-frame-loss pixel_error --budget 0.4 --gate-balance 0.5 --gate-lr 1e-2 \
-  --seed 0 --threads 2 --no-progress --out "$GATE_OUT"
+  --seed 0 --threads 2 --no-progress -o "$GATE_OUT"
 
 python -c "from dynmm_edge.train.loop import pack_checkpoint; pack_checkpoint('$GATE_OUT/final.pt', '$OUT/demo.pt')"
 # the shipped model folder: branch ONNX + manifest + this checkpoint (model.pt) for the PyTorch backend
@@ -28,9 +28,9 @@ dynmm-edge export "$OUT/demo.pt" -o dynmm_edge/assets/demo_model --force
 for hf in 0.3 0.1 0.6; do
   name=demo_eval; [ "$hf" = 0.3 ] || name=demo_eval_hf${hf/./}
   dynmm-edge eval dynmm_edge/assets/demo_model/model.pt \
-    --data "synthetic://?frames=300&hard_fraction=$hf&seed=4242&world=2" \
+    --source "synthetic://?frames=300&hard_fraction=$hf&seed=4242&world=2" \
     --json docs/results/$name.json --png docs/results/${name/eval/sweep}.png --sweep=-2,-1,0,1,2 --threads 1
 done
 dynmm-edge eval dynmm_edge/assets/demo_model/model.pt \
-  --data 'synthetic://?frames=200&hard_fraction=0.3&seed=4242&world=1' \
+  --source 'synthetic://?frames=200&hard_fraction=0.3&seed=4242&world=1' \
   --json docs/results/demo_eval_world1.json --png docs/results/demo_sweep_world1.png --threads 1
