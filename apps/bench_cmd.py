@@ -24,7 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--frames", type=positive_int, default=None, help="number of frames (default: all the source has)")
     p.add_argument("--warmup", type=non_negative_int, default=5, help="warm-up frames per mode")
     p.add_argument("--block", type=positive_int, default=10, help="frames per interleaved block")
-    p.add_argument("--bias", default="", help="extra dynamic modes with these bias values, e.g. 0.5,1,2")
+    p.add_argument("--bias", default="", help="extra dynamic modes with these biases B, e.g. -2,-1,1: policy bias:B, B > 0 = more depth, "
+                        "in nats per unit depth cost (same as run --policy bias:B and eval --sweep)")
     p.add_argument("--fps", type=positive_float, default=None, help="pace frames like a camera (energy includes idle gaps)")
     p.add_argument("--power", default="auto", help="power meter: auto | none | ina3221 | tegrastats | nvml | rapl")
     add_json(p, help="write the report here (+ .md and .png beside)")
@@ -59,7 +60,9 @@ def run(args) -> int:
     from dynmm_edge.power.discover import discover
     from dynmm_edge.models import open_session
 
-    biases = [float(b) for b in args.bias.split(",") if b.strip()]
+    from dynmm_edge.runtime.policy import parse_biases
+
+    biases = parse_biases(args.bias, "--bias")
     source = args.source
     if source is None:
         source = DEFAULT_SOURCE

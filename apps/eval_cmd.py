@@ -26,7 +26,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--split", default=None,
                    help="split of a dataset folder (default: test, else val, else train with a note)")
     add_json(p, required=True, help="where to write the report (JSON, atomic)")
-    p.add_argument("--sweep", default="", help="comma-separated gate biases, e.g. -2,-1,0,1,2")
+    p.add_argument("--sweep", default="",
+                   help="comma-separated gate biases B, e.g. -2,-1,0,1,2: path = argmax log p + B x depth cost; "
+                        "B > 0 = more depth, in nats per unit depth cost (same as run --policy bias:B, bench --bias)")
     p.add_argument("--png", default="", help="plot of mIoU vs depth MACs (default: JSON path with .png)")
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--threads", type=positive_int, default=2)
@@ -59,12 +61,28 @@ def find_split(source: str, split=None):
 
 
 def parse_biases(text: str):
-    if not text.strip():
-        return []
-    try:
-        return [float(t) for t in text.replace(" ", "").split(",") if t]
-    except ValueError:
-        raise ValueError(f"--sweep {text!r}: expected comma-separated numbers such as -2,-1,0,1,2") from None
+    from dynmm_edge.runtime.policy import parse_biases as parse
+
+    return list(parse(text, "--sweep"))
+
+
+def format_summary(report) -> str:
+    """Static front, then each mode against it, then mIoU per kind."""
+    lines = []
+    for p, s in report["static"].items():
+        lines.append(f"static path {p}  mIoU {100 * s['miou']:6.2f}  depth cost {s['depth_macs_fraction']:.3f}")
+    for mode, m in report["modes"].items():
+        if mode in ("rgb_only", "full_depth"):
+            continue
+        lines.append(f"{mode:8s}      mIoU {100 * m['miou']:6.2f}  depth cost {m['depth_macs_fraction']:.3f}  "
+                     f"front there {100 * m['front_miou']:6.2f}  delta {100 * m['front_delta']:+.2f}")
+        if "path_histogram" in m:
+            lines.append("              paths " + " ".join(f"{p}:{c}" for p, c in m["path_histogram"].items()))
+    for kind, k in report["by_kind"].items():
+        lines.append(f"kind {kind:12s} {k['frames']:4d} frames  dynamic {100 * k['dynamic']['miou']:6.2f} "
+                     f"(cost {k['dynamic']['depth_macs_fraction']:.2f})  rgb {100 * k['rgb_only']['miou']:6.2f}  "
+                     f"full {100 * k['full_depth']['miou']:6.2f}")
+    return "\n".join(lines)
 
 
 def run(args) -> int:
@@ -91,10 +109,7 @@ def run(args) -> int:
         return 2
     report = {"model": str(args.model), "data": str(args.source), "split": split, **report}
     write_json(args.json, report)
-    m = report["modes"]
-    for mode in ("dynamic", "rgb_only", "full_depth"):
-        print(f"{mode:11s} mIoU {100 * m[mode]['miou']:6.2f}  pixel acc {100 * m[mode]['pixel_acc']:6.2f}  "
-              f"depth GMACs {m[mode]['depth_macs_mean'] / 1e9:.4f} ({100 * m[mode]['depth_macs_fraction']:.0f}%)")
+    print(format_summary(report))
     if biases or args.png:
         png = args.png or str(Path(args.json).with_suffix(".png"))
         plot_sweep(report, png)

@@ -8,7 +8,7 @@ EPILOG = """examples:
   dynmm-edge run demo --source realsense://?filters=spatial,temporal --sink display://
   dynmm-edge run models/r34 --source walk.db3 --sink out.mp4 --sink jsonl://stats.jsonl --backend trt
   dynmm-edge run demo --source synthetic://?frames=100 --policy budget:0.4 --sink null://
-policies: argmax (gate's choice), bias:B (B>0 saves compute), hysteresis:M[+bias:B] (no flicker),
+policies: argmax (gate's choice), bias:B (B>0 = more depth, nats per unit depth cost), hysteresis:M[+bias:B] (no flicker),
           fixed:full | fixed:rgb | fixed:N, budget:F (hold mean depth cost at F of full), budget-ms:MS
 """
 

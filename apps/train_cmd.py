@@ -7,7 +7,8 @@ import argparse
 import shlex
 import sys
 
-from dynmm_edge.apps.argtypes import non_negative_float, non_negative_int, positive_float, positive_int, unit_float
+from dynmm_edge.apps.argtypes import (finite_float, non_negative_float, non_negative_int, positive_float, positive_int,
+                                      unit_float)
 
 EPILOG = """examples:
   dynmm-edge train --preset tiny-test --source 'synthetic://?frames=64' --epochs-stage1 1 --epochs-stage2 1 -o runs/t
@@ -49,8 +50,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--gumbel", action="store_true", help="Gumbel noise on gate logits in stage II")
     p.add_argument("--stage1-end-prob", type=float, default=0.0,
                    help="share of stage-I samples on path 0 / full depth (0 = uniform over paths)")
-    p.add_argument("--gate-frame-loss", choices=("class_mean", "pixel_mean"), default="class_mean",
-                   help="per-frame target of the gate-only stage (class_mean follows mIoU)")
+    p.add_argument("--gate-frame-loss", choices=("class_mean", "pixel_mean", "pixel_error"), default="class_mean",
+                   help="per-frame loss of each path in the gate-only stage (pixel_error: share of wrong pixels)")
+    p.add_argument("--gate-objective", choices=("expected", "price", "argmin"), default="expected",
+                   help="gate-only stage: expected (frame loss + batch-mean budget hinge), price (each frame pays "
+                        "loss + mu x cost), argmin (distil each frame's argmin of loss + mu x cost)")
+    p.add_argument("--gate-mu", type=finite_float, default=-1.0,
+                   help="price of depth per unit normalised cost for price/argmin; < 0: argmin picks mu so the "
+                        "targets' mean cost equals --budget")
+    p.add_argument("--gate-balance", type=unit_float, default=0.0,
+                   help="argmin: weight each target path by frequency^-B (0 = plain CE, 0.5 = sqrt balancing)")
+    p.add_argument("--gate-cues", action="store_true",
+                   help="raw gate with frame-quality cues (brightness, noise, depth holes, depth/RGB edge "
+                        "disagreement); with --init-from, replaces the checkpoint's gate")
     p.add_argument("--oracle-tolerance", type=float, default=0.0,
                    help="gate-only stage: distil the per-frame oracle (cheapest path whose frame loss is within "
                         "this of full depth) instead of the budgeted expected loss; 0 = off")
@@ -69,7 +81,9 @@ def config_from_args(args):
         budget=args.budget, resource_lambda=args.resource_lambda, batch_size=args.batch_size, lr=args.lr,
         gate_lr=args.gate_lr, optimizer=args.optimizer, augment=not args.no_augment,
         class_weighting=not args.no_class_weights, gumbel=args.gumbel, stage1_end_prob=args.stage1_end_prob,
-        gate_frame_loss=args.gate_frame_loss, oracle_tolerance=args.oracle_tolerance, seed=args.seed, threads=args.threads,
+        gate_frame_loss=args.gate_frame_loss, oracle_tolerance=args.oracle_tolerance,
+        gate_objective=args.gate_objective, gate_mu=args.gate_mu, gate_balance=args.gate_balance,
+        gate_cues=args.gate_cues, seed=args.seed, threads=args.threads,
         resume=args.resume, init_from=args.init_from, eval_every=args.eval_every,
         progress=not args.no_progress, command="dynmm-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
 

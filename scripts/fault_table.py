@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|")
     for r in rows:
         msg = r["message"].replace("|", "\\|") or "(none: accepted)"
-        note = " (xfail: issue 12)" if r["xfail"] else ""
+        note = " (xfail)" if r["xfail"] else ""
         cmd = r["command"].replace("|", "\\|")
         print(f"| {r['case']}{note} | `{cmd}` | {r['exit']} | {msg} |")
     print(f"\n{len(rows)} cases; pytest: {summary}")

@@ -17,7 +17,7 @@ Everything is deterministic in (seed, frame index). World: x right, y up, z forw
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -41,7 +41,46 @@ PALETTE = (
 DEPTH_MEAN_MM = 2931.67
 DEPTH_STD_MM = 1269.42
 
-KINDS = ("easy", "camouflaged", "dark")
+HARD_KINDS = ("camouflaged", "dark")
+FAILURE_KINDS = ("sunlit", "glass", "black", "far", "motion")
+KINDS = ("easy", "camouflaged", "dark", "rich") + FAILURE_KINDS
+# World 2: shares of the NOT-hard frames (relative weights; hard_fraction sets camouflaged + dark).
+# A stress mix for gating, not a survey: 45 % of the rest has depth that fails or adds nothing.
+DEFAULT_KIND_MIX: Tuple[Tuple[str, float], ...] = (
+    ("easy", 0.40), ("rich", 0.15), ("sunlit", 0.10), ("glass", 0.10), ("black", 0.10), ("far", 0.08),
+    ("motion", 0.07))
+WORLDS = (1, 2)
+KIND_CAUSES = {
+    "easy": "saturated objects on a muted room: RGB does most, depth helps at edges",
+    "camouflaged": "objects painted like their background: only depth reveals them",
+    "dark": "low light, strong RGB noise: depth (active IR) unaffected",
+    "rich": "bright light, vivid objects in well-separated class colours: depth adds nothing",
+    "sunlit": "sunlight through a window saturates the IR projector: big holes and noise where it hits",
+    "glass": "glass objects: IR passes through, depth = what lies behind, some holes",
+    "black": "black fabrics and a glossy floor absorb/mirror the IR pattern: large dropouts",
+    "far": "a hall 2.5x larger: walls beyond the 7 m range read 0",
+    "motion": "fast pan: depth smeared across edges (mixed depths), mild RGB blur",
+}
+
+
+def parse_kind_mix(text: str) -> Tuple[Tuple[str, float], ...]:
+    """'easy=0.4,rich=0.2,sunlit=0.1' -> kind_mix (weights of the not-hard kinds; normalised later).
+    Raises ValueError naming the bad item."""
+    out = []
+    for item in (t.strip() for t in str(text).split(",")):
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        if not sep:
+            name, sep, value = item.partition(":")
+        try:
+            w = float(value)
+        except ValueError:
+            raise ValueError(f"kind mix item {item!r}: expected KIND=WEIGHT, e.g. easy=0.4") from None
+        out.append((name.strip(), w))
+    if not out:
+        raise ValueError(f"kind mix {text!r} is empty; expected e.g. easy=0.4,rich=0.2,sunlit=0.1")
+    return tuple(out)
 MOTIONS = ("walk", "still")
 _FLOOR, _WALL, _CEILING, _TABLE, _CABINET, _BOX, _BALL, _PILLAR = range(8)
 _GOLDEN = 0.6180339887498949
@@ -67,6 +106,8 @@ class SynthConfig:
     dark_gain: Tuple[float, float] = (0.06, 0.18)
     dark_noise: float = 0.05
     segment_len: int = 20             # frames per kind segment in sequences
+    world: int = 2                    # 1: the original world (easy/camouflaged/dark), bit-identical per seed
+    kind_mix: Tuple[Tuple[str, float], ...] = DEFAULT_KIND_MIX  # world 2: weights of the not-hard kinds
 
     def __post_init__(self):
         if self.width < 8 or self.height < 8:
@@ -77,6 +118,28 @@ class SynthConfig:
             raise ValueError(f"SynthConfig.dark_share must be in [0, 1], got {self.dark_share}")
         if self.segment_len < 1:
             raise ValueError("SynthConfig.segment_len must be >= 1")
+        if self.world not in WORLDS:
+            raise ValueError(f"SynthConfig.world must be one of {WORLDS}, got {self.world!r}")
+        easy_side = [k for k in KINDS if k not in HARD_KINDS]
+        for name, w in self.kind_mix:
+            if name not in easy_side:
+                raise ValueError(f"SynthConfig.kind_mix: unknown kind {name!r}; use {', '.join(easy_side)}")
+            if not (math.isfinite(float(w)) and float(w) >= 0):
+                raise ValueError(f"SynthConfig.kind_mix: weight of {name!r} must be finite and >= 0, got {w!r}")
+        if not sum(float(w) for _, w in self.kind_mix) > 0:
+            raise ValueError("SynthConfig.kind_mix: the weights must not all be 0")
+
+    def kind_fractions(self) -> Dict[str, float]:
+        """Expected share of every kind (sums to 1)."""
+        hf = self.hard_fraction
+        out = {"camouflaged": hf * (1 - self.dark_share), "dark": hf * self.dark_share}
+        if self.world == 1:
+            out["easy"] = 1 - hf
+            return out
+        total = sum(float(w) for _, w in self.kind_mix)
+        for name, w in self.kind_mix:
+            out[name] = out.get(name, 0.0) + (1 - hf) * float(w) / total
+        return out
 
     @property
     def intrinsics(self) -> Tuple[float, float, float, float]:
@@ -190,131 +253,166 @@ def _object_material(rng, label) -> _Material:
     return _Material(c1, c2, tex, scale, _random_dirs(rng, scale), absorbs)
 
 
-def _make_scene(rng: np.random.Generator) -> _Scene:
-    L = np.array([rng.uniform(5.0, 7.5), rng.uniform(2.5, 3.0), rng.uniform(5.0, 8.0)], np.float32)
-    mats: List[_Material] = []
-    wall = _room_material(rng, "wall")
-    mats += [wall, _room_material(rng, "floor"), _room_material(rng, "ceiling")]
-    accent = _room_material(rng, "wall") if rng.random() < 0.5 else wall
-    mats.append(accent)
-    room_mats = [0, 3 if rng.random() < 0.5 else 0, 1, 2, 0, 0]
-    path_c = np.array([L[0] / 2, L[2] / 2], np.float32)
-    path_r = np.array([L[0] / 2 - 1.3, L[2] / 2 - 1.3], np.float32)
-    ang = np.linspace(0, 2 * np.pi, 48, endpoint=False)
-    path_pts = path_c + path_r * np.stack([np.cos(ang), np.sin(ang)], 1)
+class _SceneBuilder:
+    """Builds one room step by step; the random draws happen in exactly the order of the original
+    single-function generator, so every seed gives the same scene as before the split."""
 
-    prims: List[_Prim] = []
-    centres: List[np.ndarray] = []
-    footprints: List[np.ndarray] = []
-    camo: List[int] = []
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+        L = np.array([rng.uniform(5.0, 7.5), rng.uniform(2.5, 3.0), rng.uniform(5.0, 8.0)], np.float32)
+        self.L = L
+        wall = _room_material(rng, "wall")
+        self.mats: List[_Material] = [wall, _room_material(rng, "floor"), _room_material(rng, "ceiling")]
+        accent = _room_material(rng, "wall") if rng.random() < 0.5 else wall
+        self.mats.append(accent)
+        self.room_mats = [0, 3 if rng.random() < 0.5 else 0, 1, 2, 0, 0]
+        self.path_c = np.array([L[0] / 2, L[2] / 2], np.float32)
+        self.path_r = np.array([L[0] / 2 - 1.3, L[2] / 2 - 1.3], np.float32)
+        ang = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+        self.path_pts = self.path_c + self.path_r * np.stack([np.cos(ang), np.sin(ang)], 1)
+        self.prims: List[_Prim] = []
+        self.centres: List[np.ndarray] = []
+        self.footprints: List[np.ndarray] = []
+        self.camo: List[int] = []
+        self.table_tops: List[tuple] = []
 
-    def clear(x0, z0, x1, z1, margin=0.45):
+    def clear(self, x0, z0, x1, z1, margin=0.45) -> bool:
+        L = self.L
         if x0 < 0.02 or z0 < 0.02 or x1 > L[0] - 0.02 or z1 > L[2] - 0.02:
             return False
-        px, pz = path_pts[:, 0], path_pts[:, 1]
+        px, pz = self.path_pts[:, 0], self.path_pts[:, 1]
         if np.any((px > x0 - margin) & (px < x1 + margin) & (pz > z0 - margin) & (pz < z1 + margin)):
             return False
-        for f in footprints:
+        for f in self.footprints:
             if x0 < f[2] + 0.05 and x1 > f[0] - 0.05 and z0 < f[3] + 0.05 and z1 > f[1] - 0.05:
                 return False
         return True
 
-    def place(sx, sz, where):
+    def _candidate(self, sx, sz, where):
+        rng, L, path_c, path_r = self.rng, self.L, self.path_c, self.path_r
+        if where == "inner":  # inside the ellipse: its inscribed rectangle, shrunk by the margin
+            hx, hz = path_r[0] * 0.7 - 0.45, path_r[1] * 0.7 - 0.45
+            if 2 * hx < sx or 2 * hz < sz:
+                return None
+            return (rng.uniform(path_c[0] - hx, path_c[0] + hx - sx),
+                    rng.uniform(path_c[1] - hz, path_c[1] + hz - sz))
+        if where == "wall":
+            side = rng.integers(4)
+            if side < 2:
+                x = 0.03 if side == 0 else L[0] - 0.03 - sx
+                return x, rng.uniform(0.05, L[2] - sz - 0.05)
+            z = 0.03 if side == 2 else L[2] - 0.03 - sz
+            return rng.uniform(0.05, L[0] - sx - 0.05), z
+        # outer band between walkway and walls
+        return rng.uniform(0.05, L[0] - sx - 0.05), rng.uniform(0.05, L[2] - sz - 0.05)
+
+    def place(self, sx, sz, where):
         """Random footprint (x0, z0, x1, z1) of size sx x sz: inside the walkway or along a wall."""
         for _ in range(40):
-            if where == "inner":  # inside the ellipse: its inscribed rectangle, shrunk by the margin
-                hx, hz = path_r[0] * 0.7 - 0.45, path_r[1] * 0.7 - 0.45
-                if 2 * hx < sx or 2 * hz < sz:
-                    return None
-                x = rng.uniform(path_c[0] - hx, path_c[0] + hx - sx)
-                z = rng.uniform(path_c[1] - hz, path_c[1] + hz - sz)
-            elif where == "wall":
-                side = rng.integers(4)
-                if side < 2:
-                    x = 0.03 if side == 0 else L[0] - 0.03 - sx
-                    z = rng.uniform(0.05, L[2] - sz - 0.05)
-                else:
-                    z = 0.03 if side == 2 else L[2] - 0.03 - sz
-                    x = rng.uniform(0.05, L[0] - sx - 0.05)
-            else:  # outer band between walkway and walls
-                x = rng.uniform(0.05, L[0] - sx - 0.05)
-                z = rng.uniform(0.05, L[2] - sz - 0.05)
-            if clear(x, z, x + sx, z + sz):
-                footprints.append(np.array([x, z, x + sx, z + sz], np.float32))
+            xz = self._candidate(sx, sz, where)
+            if xz is None:
+                return None
+            x, z = xz
+            if self.clear(x, z, x + sx, z + sz):
+                self.footprints.append(np.array([x, z, x + sx, z + sz], np.float32))
                 return float(x), float(z)
         return None
 
-    def add_obj(label, parts, centre, camo_ok=True):
-        oid = len(centres)
-        mat = len(mats)
-        m = _object_material(rng, label)
-        mats.append(m)
+    def add_obj(self, label, parts, centre, camo_ok=True):
+        oid = len(self.centres)
+        mat = len(self.mats)
+        m = _object_material(self.rng, label)
+        self.mats.append(m)
         for kind, a, b in parts:
-            prims.append(_Prim(kind, np.asarray(a, np.float32), np.asarray(b, np.float32), oid, label, mat))
-        centres.append(np.asarray(centre, np.float32))
+            self.prims.append(_Prim(kind, np.asarray(a, np.float32), np.asarray(b, np.float32), oid, label, mat))
+        self.centres.append(np.asarray(centre, np.float32))
         if camo_ok and not m.absorbs_ir:
-            camo.append(oid)
+            self.camo.append(oid)
         return oid
 
-    table_tops = []
-    for _ in range(int(rng.integers(1, 3))):
-        sx, sz, h = rng.uniform(0.8, 1.4), rng.uniform(0.6, 0.9), rng.uniform(0.7, 0.8)
-        p = place(sx, sz, "inner" if not table_tops else "outer")
-        if p is None:
-            continue
-        x, z = p
-        top_t = 0.04
-        parts = [("box", (x, h - top_t, z), (x + sx, h, z + sz))]
-        lw = 0.05
-        for lx, lz in ((x + 0.04, z + 0.04), (x + sx - 0.04 - lw, z + 0.04), (x + 0.04, z + sz - 0.04 - lw),
-                       (x + sx - 0.04 - lw, z + sz - 0.04 - lw)):
-            parts.append(("box", (lx, 0.0, lz), (lx + lw, h - top_t, lz + lw)))
-        add_obj(_TABLE, parts, (x + sx / 2, h, z + sz / 2))
-        table_tops.append((x, z, sx, sz, h))
-    for _ in range(int(rng.integers(1, 3))):
-        sx, sz, h = rng.uniform(0.5, 1.2), rng.uniform(0.4, 0.6), rng.uniform(0.8, 2.0)
-        if rng.random() < 0.5:
-            sx, sz = sz, sx
-        p = place(sx, sz, "wall")
-        if p is None:
-            continue
-        x, z = p
-        add_obj(_CABINET, [("box", (x, 0.0, z), (x + sx, h, z + sz))], (x + sx / 2, h / 2, z + sz / 2))
-    for _ in range(int(rng.integers(1, 4))):
-        s = rng.uniform(0.25, 0.55, size=3)
-        if table_tops and rng.random() < 0.4:  # on a table
-            x, z, tsx, tsz, h = table_tops[int(rng.integers(len(table_tops)))]
-            s = np.minimum(s, [tsx * 0.5, 0.4, tsz * 0.6])
-            bx = rng.uniform(x + 0.02, x + tsx - s[0] - 0.02)
-            bz = rng.uniform(z + 0.02, z + tsz - s[2] - 0.02)
-            y0 = h
-        else:
-            p = place(s[0], s[2], "outer" if rng.random() < 0.6 else "inner")
+    def add_tables(self):
+        rng = self.rng
+        for _ in range(int(rng.integers(1, 3))):
+            sx, sz, h = rng.uniform(0.8, 1.4), rng.uniform(0.6, 0.9), rng.uniform(0.7, 0.8)
+            p = self.place(sx, sz, "inner" if not self.table_tops else "outer")
             if p is None:
                 continue
-            bx, bz = p
-            y0 = 0.0
-        add_obj(_BOX, [("box", (bx, y0, bz), (bx + s[0], y0 + s[1], bz + s[2]))],
-                (bx + s[0] / 2, y0 + s[1] / 2, bz + s[2] / 2))
-    for _ in range(int(rng.integers(1, 3))):
-        r = rng.uniform(0.12, 0.3)
-        p = place(2 * r, 2 * r, "outer" if rng.random() < 0.5 else "inner")
-        if p is None:
-            continue
-        x, z = p
-        c = (x + r, r, z + r)
-        add_obj(_BALL, [("sphere", c, (r, 0, 0))], c)
-    for _ in range(int(rng.integers(0, 3))):
-        r = rng.uniform(0.12, 0.25)
-        p = place(2 * r, 2 * r, "outer")
-        if p is None:
-            continue
-        x, z = p
-        add_obj(_PILLAR, [("cylinder", (x + r, 0.0, z + r), (r, L[1], 0))], (x + r, 1.4, z + r))
-    light = np.array([rng.uniform(-0.6, 0.6), 1.0, rng.uniform(-0.6, 0.6)], np.float32)
-    light /= np.linalg.norm(light)
-    return _Scene(L, room_mats, prims, mats, np.array(centres, np.float32).reshape(-1, 3), camo,
-                  path_c, path_r, light, float(rng.uniform(0.35, 0.5)))
+            x, z = p
+            top_t = 0.04
+            parts = [("box", (x, h - top_t, z), (x + sx, h, z + sz))]
+            lw = 0.05
+            for lx, lz in ((x + 0.04, z + 0.04), (x + sx - 0.04 - lw, z + 0.04), (x + 0.04, z + sz - 0.04 - lw),
+                           (x + sx - 0.04 - lw, z + sz - 0.04 - lw)):
+                parts.append(("box", (lx, 0.0, lz), (lx + lw, h - top_t, lz + lw)))
+            self.add_obj(_TABLE, parts, (x + sx / 2, h, z + sz / 2))
+            self.table_tops.append((x, z, sx, sz, h))
+
+    def add_cabinets(self):
+        rng = self.rng
+        for _ in range(int(rng.integers(1, 3))):
+            sx, sz, h = rng.uniform(0.5, 1.2), rng.uniform(0.4, 0.6), rng.uniform(0.8, 2.0)
+            if rng.random() < 0.5:
+                sx, sz = sz, sx
+            p = self.place(sx, sz, "wall")
+            if p is None:
+                continue
+            x, z = p
+            self.add_obj(_CABINET, [("box", (x, 0.0, z), (x + sx, h, z + sz))], (x + sx / 2, h / 2, z + sz / 2))
+
+    def add_boxes(self):
+        rng = self.rng
+        for _ in range(int(rng.integers(1, 4))):
+            s = rng.uniform(0.25, 0.55, size=3)
+            if self.table_tops and rng.random() < 0.4:  # on a table
+                x, z, tsx, tsz, h = self.table_tops[int(rng.integers(len(self.table_tops)))]
+                s = np.minimum(s, [tsx * 0.5, 0.4, tsz * 0.6])
+                bx = rng.uniform(x + 0.02, x + tsx - s[0] - 0.02)
+                bz = rng.uniform(z + 0.02, z + tsz - s[2] - 0.02)
+                y0 = h
+            else:
+                p = self.place(s[0], s[2], "outer" if rng.random() < 0.6 else "inner")
+                if p is None:
+                    continue
+                bx, bz = p
+                y0 = 0.0
+            self.add_obj(_BOX, [("box", (bx, y0, bz), (bx + s[0], y0 + s[1], bz + s[2]))],
+                         (bx + s[0] / 2, y0 + s[1] / 2, bz + s[2] / 2))
+
+    def add_round(self):
+        """Balls, then pillars."""
+        rng, L = self.rng, self.L
+        for _ in range(int(rng.integers(1, 3))):
+            r = rng.uniform(0.12, 0.3)
+            p = self.place(2 * r, 2 * r, "outer" if rng.random() < 0.5 else "inner")
+            if p is None:
+                continue
+            x, z = p
+            c = (x + r, r, z + r)
+            self.add_obj(_BALL, [("sphere", c, (r, 0, 0))], c)
+        for _ in range(int(rng.integers(0, 3))):
+            r = rng.uniform(0.12, 0.25)
+            p = self.place(2 * r, 2 * r, "outer")
+            if p is None:
+                continue
+            x, z = p
+            self.add_obj(_PILLAR, [("cylinder", (x + r, 0.0, z + r), (r, L[1], 0))], (x + r, 1.4, z + r))
+
+    def build(self) -> _Scene:
+        rng = self.rng
+        light = np.array([rng.uniform(-0.6, 0.6), 1.0, rng.uniform(-0.6, 0.6)], np.float32)
+        light /= np.linalg.norm(light)
+        return _Scene(self.L, self.room_mats, self.prims, self.mats,
+                      np.array(self.centres, np.float32).reshape(-1, 3), self.camo,
+                      self.path_c, self.path_r, light, float(rng.uniform(0.35, 0.5)))
+
+
+def _make_scene(rng: np.random.Generator) -> _Scene:
+    b = _SceneBuilder(rng)
+    b.add_tables()
+    b.add_cabinets()
+    b.add_boxes()
+    b.add_round()
+    return b.build()
 
 
 # --------------------------------------------------------------------------------------- camera
@@ -416,6 +514,195 @@ def _texture(m: _Material, p: np.ndarray) -> np.ndarray:
     return m.c1 * (1 - f) + m.c2 * f
 
 
+_ROOM_NORMALS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], np.float32)
+
+
+def _shade(scene: _Scene, o, d, t_vis, prim_vis):
+    """(hit points [H,W,3], linear colour [H,W,3]) of the visible surfaces: texture x Lambert x lamp."""
+    H, W = t_vis.shape
+    pts = np.stack([o[k] + d[k] * t_vis for k in range(3)], -1)
+    img = np.empty((H, W, 3), np.float32)
+    normal = np.empty((H, W, 3), np.float32)
+    flat_ids = prim_vis.ravel()
+    pf, nf, cf = pts.reshape(-1, 3), normal.reshape(-1, 3), img.reshape(-1, 3)
+    room_n = _ROOM_NORMALS
+    for k in np.unique(flat_ids):
+        idx = np.flatnonzero(flat_ids == k)
+        pk = pf[idx]
+        if k < 0:
+            s = int(k) + 6
+            m = scene.mats[scene.room_mats[s]]
+            nf[idx] = room_n[s]
+        else:
+            p = scene.prims[int(k)]
+            m = scene.mats[p.mat]
+            if p.kind == "sphere":
+                nf[idx] = (pk - p.a) / p.b[0]
+            elif p.kind == "cylinder":
+                n = pk - p.a
+                n[:, 1] = 0
+                nf[idx] = n / p.b[0]
+            else:
+                dist = np.concatenate([np.abs(pk - p.a), np.abs(pk - p.b)], 1)
+                face = dist.argmin(1)
+                nf[idx] = room_n[[1, 3, 5, 0, 2, 4]][face] * 1.0  # outward normals
+        cf[idx] = _texture(m, pk)
+    lt = scene.light
+    ndl = normal[..., 0] * lt[0] + normal[..., 1] * lt[1] + normal[..., 2] * lt[2]
+    shade = scene.ambient + (1 - scene.ambient) * np.clip(ndl, 0, 1)
+    # soft distance falloff from a ceiling lamp above the room centre
+    lamp = np.array([scene.path_c[0], scene.room[1], scene.path_c[1]], np.float32)
+    r2 = sum((pts[..., k] - lamp[k]) ** 2 for k in range(3))
+    shade = shade * (0.75 + 0.25 * np.exp(-r2 / 18.0))
+    img *= shade[..., None]
+    return pts, img
+
+
+def _object_mask(scene: _Scene, prim_geom, objs) -> np.ndarray:
+    if not len(objs):
+        return np.zeros(prim_geom.shape, bool)
+    return np.isin(prim_geom, [k for k, p in enumerate(scene.prims) if p.obj in objs])
+
+
+# ------------------------------------------------------------------------ world 2: depth failures
+# Each failure kind has a physical cause; rates are a stress mix for gating (see DEFAULT_KIND_MIX),
+# not a survey of real deployments.
+def _copy_scene(scene: _Scene) -> _Scene:
+    return replace(scene, prims=list(scene.prims), mats=list(scene.mats), room_mats=list(scene.room_mats),
+                   obj_centres=scene.obj_centres.copy(), camo_candidates=list(scene.camo_candidates))
+
+
+_RICH_HUES = {_TABLE: 0.03, _CABINET: 0.6, _BOX: 0.15, _BALL: 0.95, _PILLAR: 0.38}
+
+
+def _rich_scene(scene: _Scene, fx) -> _Scene:
+    """Bright light and vivid, flat objects in well-separated class colours on the usual room:
+    RGB alone separates everything, depth adds nothing."""
+    s = _copy_scene(scene)
+    for p in s.prims:
+        m = s.mats[p.mat]
+        if m.absorbs_ir:
+            continue
+        h = (_RICH_HUES[p.label] + fx.uniform(-0.015, 0.015)) % 1.0
+        c = _rgb(h, fx.uniform(0.8, 0.95), fx.uniform(0.8, 0.95))
+        s.mats[p.mat] = replace(m, c1=c, c2=c, texture="flat")
+    return replace(s, ambient=0.6)
+
+
+def _black_scene(scene: _Scene) -> _Scene:
+    """Black/dyed fabrics and glossy floor: the IR pattern does not come back (large dropouts)."""
+    s = _copy_scene(scene)
+    for i in range(4, len(s.mats)):
+        m = s.mats[i]
+        s.mats[i] = replace(m, c1=(m.c1 * 0.6).astype(np.float32), c2=(m.c2 * 0.6).astype(np.float32),
+                            absorbs_ir=True)
+    floor = s.room_mats[2]
+    s.mats[floor] = replace(s.mats[floor], absorbs_ir=True)
+    return s
+
+
+def _far_scene(scene: _Scene) -> _Scene:
+    """A hall 2.5x larger with the furniture in its middle: walls lie beyond the sensor's range."""
+    s = _copy_scene(scene)
+    L = scene.room
+    off = np.array([0.75 * L[0], 0.0, 0.75 * L[2]], np.float32)
+    prims = []
+    for p in scene.prims:
+        b = p.b + off if p.kind == "box" else p.b
+        prims.append(replace(p, a=p.a + off, b=b))
+    room = np.array([2.5 * L[0], L[1], 2.5 * L[2]], np.float32)
+    return replace(s, room=room, prims=prims, obj_centres=scene.obj_centres + off,
+                   path_c=scene.path_c + off[[0, 2]])
+
+
+def scene_for_kind(scene: _Scene, kind: str, fx) -> _Scene:
+    if kind == "rich":
+        return _rich_scene(scene, fx)
+    if kind == "black":
+        return _black_scene(scene)
+    if kind == "far":
+        return _far_scene(scene)
+    return scene
+
+
+def _sun_mask(scene: _Scene, pts, target, fx) -> np.ndarray:
+    """Sunlight through a window: a shaft along direction u lights every visible point whose ray
+    towards the sun leaves through the window (centred where the shaft through `target` meets
+    a wall). No shadows: a cheap, plausible footprint on floor, furniture and walls."""
+    az, el = fx.uniform(0, 2 * np.pi), fx.uniform(0.35, 0.9)
+    u = np.array([math.cos(az) * math.cos(el), math.sin(el), math.sin(az) * math.cos(el)], np.float32)
+    axis = 0 if abs(u[0]) > abs(u[2]) else 2
+    wall = scene.room[axis] if u[axis] > 0 else 0.0
+    t0 = (wall - target[axis]) / u[axis]
+    q0 = target + t0 * u
+    other = 2 - axis
+    half = fx.uniform(0.7, 1.4, size=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (wall - pts[..., axis]) / u[axis]
+        q_other = pts[..., other] + t * u[other]
+        q_y = pts[..., 1] + t * u[1]
+    return (t > 0) & (np.abs(q_other - q0[other]) < half[0]) & (np.abs(q_y - q0[1]) < half[1] + 0.6)
+
+
+def _pre_sensor_effects(scene, kind, o, d, img, pts, t_vis, t_geom, prim_geom, glass_mask, fx):
+    """Effects on the light and on the true range that the sensors then see."""
+    z, lit = t_geom, None
+    if kind == "glass" and glass_mask.any():
+        # glass: RGB sees a tinted, glossy pane (its own colour blended over what is behind it);
+        # the IR pattern passes through, so depth is the depth of what lies behind
+        _, own = _shade(scene, o, d, t_geom, prim_geom)
+        glossy = 0.08 * fx.random() + 0.1 * (0.5 + 0.5 * np.sin(pts[..., 0] * 3.0 + pts[..., 2] * 2.0))
+        mixed = 0.5 * own + 0.4 * img + glossy[..., None]
+        img = np.where(glass_mask[..., None], mixed, img).astype(np.float32)
+        z = np.where(glass_mask, t_vis, t_geom).astype(np.float32)
+    if kind == "sunlit":
+        H, W = t_vis.shape
+        centre = pts[H // 2, W // 2]
+        lit = _sun_mask(scene, pts, centre, fx)
+        boost = np.float32(fx.uniform(1.8, 2.6))
+        img = np.where(lit[..., None], img * boost + 0.25, img).astype(np.float32)
+    return img, z, lit
+
+
+def _blotches(fx, shape, cell, prob):
+    H, W = shape
+    field = fx.random(((H + cell - 1) // cell, (W + cell - 1) // cell)) < prob
+    return np.repeat(np.repeat(field, cell, 0), cell, 1)[:H, :W]
+
+
+def _motion_smear(a: np.ndarray, length: int, sign: int) -> np.ndarray:
+    """Average of `length` horizontally shifted copies (camera pan during the exposure)."""
+    acc = np.zeros(a.shape, np.float32)
+    for s in range(length):
+        acc += np.roll(a, sign * s, axis=1).astype(np.float32)
+    return acc / length
+
+
+def _post_sensor_effects(kind, rgb, depth, z, lit, glass_mask, fx, cfg):
+    """Sensor-level failures: saturation holes, glass holes, smear."""
+    H, W = depth.shape
+    if kind == "sunlit" and lit is not None:
+        # ambient IR swamps the projector pattern: big holes where the sun hits, noise elsewhere
+        holes = lit & (_blotches(fx, (H, W), 6, 0.75) | (fx.random((H, W)) < 0.5))
+        noise = fx.standard_normal((H, W)).astype(np.float32) * (4 * cfg.depth_noise_k * z * z) * 1000.0
+        noisy = np.clip(depth.astype(np.float32) + noise, 1, 65535).astype(np.uint16)
+        depth = np.where(depth > 0, noisy, 0).astype(np.uint16)
+        depth[holes] = 0
+    elif kind == "glass":
+        depth[glass_mask & _blotches(fx, (H, W), 4, 0.35)] = 0
+    elif kind == "motion":
+        sign = 1 if fx.random() < 0.5 else -1
+        n_d = max(2, int(round(W * fx.uniform(0.03, 0.06))))
+        n_c = max(2, n_d // 3)
+        valid = (depth > 0).astype(np.float32)
+        mean = _motion_smear(depth, n_d, sign)
+        cover = _motion_smear(valid, n_d, sign)
+        smeared = np.where(cover > 0.6, mean / np.maximum(cover, 1e-6), 0)  # mixed fg/bg depths
+        depth = np.clip(np.round(smeared), 0, 65535).astype(np.uint16)
+        rgb = np.clip(_motion_smear(rgb, n_c, sign) + 0.5, 0, 255).astype(np.uint8)
+    return rgb, depth
+
+
 class SyntheticWorld:
     """Deterministic procedural RGB-D frames: frame(i) for i.i.d. data, sequence(n) for video."""
 
@@ -435,7 +722,16 @@ class SyntheticWorld:
         cfg = self.cfg
         u = (i * _GOLDEN + (cfg.seed * 0.7548776662466927) % 1.0) % 1.0
         if u >= cfg.hard_fraction:
-            return "easy"
+            if cfg.world == 1:
+                return "easy"
+            v = (u - cfg.hard_fraction) / max(1.0 - cfg.hard_fraction, 1e-12)
+            total = sum(float(w) for _, w in cfg.kind_mix)
+            acc = 0.0
+            for name, w in cfg.kind_mix:
+                acc += float(w) / total
+                if v < acc:
+                    return name
+            return [n for n, w in cfg.kind_mix if float(w) > 0][-1]
         return "dark" if u >= cfg.hard_fraction * (1.0 - cfg.dark_share) else "camouflaged"
 
     def frame(self, i: int) -> SynthFrame:
@@ -444,18 +740,23 @@ class SyntheticWorld:
         rng = np.random.default_rng([self.cfg.seed, i, 1])
         scene = _make_scene(rng)
         kind = self.kind_of(i)
-        # aim at an object (a camouflage candidate when camouflaged) from a point on the walkway
-        cands = scene.camo_candidates if (kind == "camouflaged" and scene.camo_candidates) else \
+        fx = np.random.default_rng([self.cfg.seed, i, 5]) if self.cfg.world == 2 else None
+        if fx is not None:
+            scene = scene_for_kind(scene, kind, fx)
+        special = kind in ("camouflaged", "glass")
+        # aim at an object (a camouflage / glass candidate) from a point on the walkway
+        cands = scene.camo_candidates if (special and scene.camo_candidates) else \
             list(range(len(scene.obj_centres)))
         eye, target = self._random_pose(rng, scene, cands)
-        camo = []
-        if kind == "camouflaged" and scene.camo_candidates:
-            camo = [self._aimed]
+        chosen = []
+        if special and scene.camo_candidates:
+            chosen = [self._aimed]
             others = [c for c in scene.camo_candidates if c != self._aimed]
             if others and rng.random() < 0.5:
-                camo.append(int(rng.choice(others)))
+                chosen.append(int(rng.choice(others)))
         R = _look_at(eye, target, roll=float(rng.uniform(-0.05, 0.05)))
-        return self._render(scene, eye, R, kind, camo, rng, index=i, timestamp=0.0)
+        camo, glass = (chosen, []) if kind == "camouflaged" else ([], chosen)
+        return self._render(scene, eye, R, kind, camo, rng, index=i, timestamp=0.0, fx=fx, glass_objs=glass)
 
     def sequence(self, n: int, start: int = 0, motion: str = "walk", fps: float = 30.0) -> "SynthSequence":
         """n video frames in one fixed scene (chosen by (seed, start)); the camera walks smoothly
@@ -494,6 +795,10 @@ class SyntheticWorld:
         scene = self._scene_for_sequence(start)
         seg = j // cfg.segment_len
         kind = self.kind_of(start + seg * 7919)  # per segment, same mix
+        fx = None
+        if cfg.world == 2:  # the scene change of a kind is fixed per segment, sensor effects per frame
+            scene = scene_for_kind(scene, kind, np.random.default_rng([cfg.seed, start, seg, 6]))
+            fx = np.random.default_rng([cfg.seed, start, j, 7])
         srng = np.random.default_rng([cfg.seed, start, 3])
         phase = float(srng.uniform(0, 2 * np.pi))
         speed = 0.45  # m/s along the walkway
@@ -508,20 +813,26 @@ class SyntheticWorld:
         target = np.array([scene.path_c[0] + 1.2 * math.cos(ax), 0.7, scene.path_c[1] + 1.2 * math.sin(ax)],
                           np.float32)
         camo = scene.camo_candidates[:2] if kind == "camouflaged" else []
+        glass = scene.camo_candidates[:2] if kind == "glass" else []
         rng = np.random.default_rng([cfg.seed, start, j, 4])  # sensor noise differs per frame
         R = _look_at(eye, target)
-        return self._render(scene, eye, R, kind, camo, rng, index=start + j, timestamp=j / fps)
+        return self._render(scene, eye, R, kind, camo, rng, index=start + j, timestamp=j / fps, fx=fx,
+                            glass_objs=glass)
 
-    def _render(self, scene: _Scene, eye, R, kind, camo_objs, rng, index, timestamp) -> SynthFrame:
-        cfg = self.cfg
-        H, W = cfg.height, cfg.width
-        K = cfg.intrinsics
-        o = eye.astype(np.float32)
+    def _rays(self, R):
+        """World ray directions as three HxW planes (struct of arrays) and their reciprocals."""
         Rf = R.astype(np.float32)
-        # world ray directions as three HxW planes (struct of arrays: fast elementwise numpy)
         d = tuple((Rf[k, 0] * self._u + Rf[k, 1] * self._v + Rf[k, 2]).astype(np.float32) for k in range(3))
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             inv = tuple(np.float32(1.0) / dk for dk in d)
+        return d, inv
+
+    def _cast(self, scene: _Scene, o, R, d, inv, hidden):
+        """Z-buffer: (t_vis, prim_vis) without the `hidden` objects (what RGB shows for camouflage,
+        what lies behind glass) and (t_geom, prim_geom) with every object (labels, depth)."""
+        cfg = self.cfg
+        H, W, K = cfg.height, cfg.width, cfg.intrinsics
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             # room, seen from inside: exit distance per axis; surface ids 0..5 = x0, x1, floor, ceiling, z0, z1
             L = scene.room
             tax = []
@@ -536,7 +847,7 @@ class SyntheticWorld:
             prim_vis = (np.where(use_z, 4 + (d[2] > 0), surf) - 6).astype(np.int16)  # room: -6..-1
             t_geom = t_vis.copy()
             prim_geom = prim_vis.copy()
-            order = sorted(range(len(scene.prims)), key=lambda k: scene.prims[k].obj in camo_objs)
+            order = sorted(range(len(scene.prims)), key=lambda k: scene.prims[k].obj in hidden)
             for k in order:
                 p = scene.prims[k]
                 lo, hi = _prim_bounds(p)
@@ -557,62 +868,30 @@ class SyntheticWorld:
                     continue
                 tg[win] = t[win]
                 prim_geom[y0:y1, x0:x1][win] = k
-                if p.obj not in camo_objs:
+                if p.obj not in hidden:
                     t_vis[y0:y1, x0:x1][win] = t[win]
                     prim_vis[y0:y1, x0:x1][win] = k
+        return t_vis, prim_vis, t_geom, prim_geom
 
-        # ---------------------------------------------------------------- colour of visible surface
-        pts = np.stack([o[k] + d[k] * t_vis for k in range(3)], -1)
-        img = np.empty((H, W, 3), np.float32)
-        normal = np.empty((H, W, 3), np.float32)
-        flat_ids = prim_vis.ravel()
-        pf, nf, cf = pts.reshape(-1, 3), normal.reshape(-1, 3), img.reshape(-1, 3)
-        present = np.unique(flat_ids)
-        room_n = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], np.float32)
-        for k in present:
-            idx = np.flatnonzero(flat_ids == k)
-            pk = pf[idx]
-            if k < 0:
-                s = int(k) + 6
-                m = scene.mats[scene.room_mats[s]]
-                nf[idx] = room_n[s]
-            else:
-                p = scene.prims[int(k)]
-                m = scene.mats[p.mat]
-                if p.kind == "sphere":
-                    nf[idx] = (pk - p.a) / p.b[0]
-                elif p.kind == "cylinder":
-                    n = pk - p.a
-                    n[:, 1] = 0
-                    nf[idx] = n / p.b[0]
-                else:
-                    dist = np.concatenate([np.abs(pk - p.a), np.abs(pk - p.b)], 1)
-                    face = dist.argmin(1)
-                    nf[idx] = room_n[[1, 3, 5, 0, 2, 4]][face] * 1.0  # outward normals
-            cf[idx] = _texture(m, pk)
-        lt = scene.light
-        ndl = normal[..., 0] * lt[0] + normal[..., 1] * lt[1] + normal[..., 2] * lt[2]
-        shade = scene.ambient + (1 - scene.ambient) * np.clip(ndl, 0, 1)
-        # soft distance falloff from a ceiling lamp above the room centre
-        lamp = np.array([scene.path_c[0], scene.room[1], scene.path_c[1]], np.float32)
-        r2 = sum((pts[..., k] - lamp[k]) ** 2 for k in range(3))
-        shade = shade * (0.75 + 0.25 * np.exp(-r2 / 18.0))
-        img *= shade[..., None]
-
+    def _rgb_sensor(self, img, kind, rng, gain_scale=1.0, noise_scale=1.0):
+        cfg = self.cfg
+        H, W = cfg.height, cfg.width
         if kind == "dark":
             gain = rng.uniform(*cfg.dark_gain)
             img = img * gain + 0.02
             sigma = cfg.dark_noise
         else:
-            sigma = cfg.rgb_noise
+            sigma = cfg.rgb_noise * noise_scale
+            if gain_scale != 1.0:
+                img = img * np.float32(gain_scale)
         img += rng.standard_normal((H, W, 3), dtype=np.float32) * np.float32(sigma)
-        rgb = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
-        # --------------------------------------------------------------------------- depth sensor
-        labels_lut = np.array([_WALL, _WALL, _FLOOR, _CEILING, _WALL, _WALL] +
-                              [p.label for p in scene.prims], np.uint8)
-        labels = labels_lut[prim_geom + 6]
-        z = t_geom
+    def _depth_sensor(self, scene: _Scene, z, prim_geom, rng):
+        """RealSense-like depth in mm (0 = hole): noise ~ z^2, range limits, edge shadows, IR-absorbing
+        materials, speckle."""
+        cfg = self.cfg
+        H, W = cfg.height, cfg.width
         noisy = z + rng.standard_normal((H, W), dtype=np.float32) * (np.float32(cfg.depth_noise_k) * z * z)
         hole = (z > cfg.max_range_m) | (z < cfg.min_range_m)
         # depth edges: invalid band where neighbouring depths jump (projector shadow / mixed pixels)
@@ -628,6 +907,8 @@ class SyntheticWorld:
             hole |= edge & (rng.random((H, W)) < cfg.edge_hole_prob)
         absorb_lut = np.array([False] * 6 + [scene.mats[p.mat].absorbs_ir for p in scene.prims])
         absorb = absorb_lut[prim_geom + 6]
+        if scene.room_mats and scene.mats[scene.room_mats[2]].absorbs_ir:  # glossy floor
+            absorb = absorb | (prim_geom == -4)
         if absorb.any():
             # blotchy holes: coarse random field, nearest-upsampled
             gh, gw = (H + 7) // 8, (W + 7) // 8
@@ -637,11 +918,36 @@ class SyntheticWorld:
         hole |= rng.random((H, W)) < 0.002  # speckle dropouts
         depth = np.clip(np.round(noisy * 1000.0), 1, 65535).astype(np.uint16)
         depth[hole] = 0
+        return depth
 
-        camo_mask = np.isin(prim_geom, [k for k, p in enumerate(scene.prims) if p.obj in camo_objs]) \
-            if camo_objs else np.zeros((H, W), bool)
+    def _render(self, scene: _Scene, eye, R, kind, camo_objs, rng, index, timestamp,
+                fx=None, glass_objs=()) -> SynthFrame:
+        """Ray cast, shade, then the RGB and depth sensors. fx (world 2): the random stream of the
+        depth-failure effects, separate from `rng` so world 1 frames stay bit-identical."""
+        cfg = self.cfg
+        H, W, K = cfg.height, cfg.width, cfg.intrinsics
+        o = eye.astype(np.float32)
+        d, inv = self._rays(R)
+        hidden = list(camo_objs) + list(glass_objs)
+        t_vis, prim_vis, t_geom, prim_geom = self._cast(scene, o, R, d, inv, hidden)
+        pts, img = _shade(scene, o, d, t_vis, prim_vis)
+        z = t_geom
+        glass_mask = _object_mask(scene, prim_geom, glass_objs)
+        lit = None
+        if fx is not None:
+            img, z, lit = _pre_sensor_effects(scene, kind, o, d, img, pts, t_vis, t_geom, prim_geom,
+                                              glass_mask, fx)
+        gain, noise = (1.15, 0.5) if kind == "rich" else (1.0, 1.0)
+        rgb = self._rgb_sensor(img, kind, rng, gain, noise)
+        labels_lut = np.array([_WALL, _WALL, _FLOOR, _CEILING, _WALL, _WALL] +
+                              [p.label for p in scene.prims], np.uint8)
+        labels = labels_lut[prim_geom + 6]
+        depth = self._depth_sensor(scene, z, prim_geom, rng)
+        if fx is not None:
+            rgb, depth = _post_sensor_effects(kind, rgb, depth, z, lit, glass_mask, fx, cfg)
+        camo_mask = _object_mask(scene, prim_geom, camo_objs)
         return SynthFrame(index=index, rgb=rgb, depth=depth, labels=labels, intrinsics=K, kind=kind,
-                          depth_true_mm=z * 1000.0, camo_mask=camo_mask, timestamp_s=float(timestamp))
+                          depth_true_mm=t_geom * 1000.0, camo_mask=camo_mask, timestamp_s=float(timestamp))
 
 
 class SynthSequence:

@@ -3,7 +3,7 @@
   realsense://[SERIAL]?width=640&height=480&fps=30&filters=decimation,spatial,temporal,hole_filling&align=color
   rec.db3 | rec.bag | file://rec.db3            (?filters=...&align=auto|color|none&labels=auto|none|PATH)
   DIR | dir://DIR?split=test                    (NYUv2 layout root or split dir, or rgb/ + depth/ pairs)
-  synthetic://?frames=100&width=320&height=240&hard_fraction=0.3&seed=0&motion=walk[&live=1&fps=30]
+  synthetic://?frames=100&width=320&height=240&hard_fraction=0.3&seed=0&motion=walk[&live=1&fps=30&world=2]
   rosbag2://BAG?rgb=TOPIC&depth=TOPIC&tolerance_ms=15 | BAG (folder with metadata.yaml) | file.mcap
 
 Unknown schemes and unknown options raise DataError listing the valid ones.

@@ -15,6 +15,7 @@ MOTIONS = ("walk", "still", "iid")
 OPTIONS = {
     "frames": (int, 100), "width": (int, 320), "height": (int, 240), "hard_fraction": (float, 0.3),
     "seed": (int, 0), "motion": (str, "walk"), "start": (int, 0), "live": (bool, False), "fps": (float, 30.0),
+    "world": (int, 2),
 }
 
 
@@ -23,7 +24,8 @@ class SyntheticSource(FrameSource):
     path) or 'iid' (independent frames from SyntheticWorld.frame). Frames carry labels."""
 
     def __init__(self, frames: int = 100, width: int = 320, height: int = 240, hard_fraction: float = 0.3,
-                 seed: int = 0, motion: str = "walk", start: int = 0, live: bool = False, fps: float = 30.0):
+                 seed: int = 0, motion: str = "walk", start: int = 0, live: bool = False, fps: float = 30.0,
+                 world: int = 2):
         super().__init__()
         from dynmm_edge.data.synthetic import SynthConfig, SyntheticWorld
         if motion not in MOTIONS:
@@ -33,7 +35,7 @@ class SyntheticSource(FrameSource):
         if frames <= 0 and not live:
             raise DataError("synthetic source: frames must be > 0 for an offline source (endless only with live=1)")
         try:
-            cfg = SynthConfig(width=width, height=height, hard_fraction=hard_fraction, seed=seed)
+            cfg = SynthConfig(width=width, height=height, hard_fraction=hard_fraction, seed=seed, world=world)
         except ValueError as exc:
             raise DataError(f"synthetic source: {exc}") from exc
         self.world = SyntheticWorld(cfg)

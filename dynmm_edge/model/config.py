@@ -49,6 +49,7 @@ class ModelConfig:
     gate: str = "raw"
     gate_downsample: int = 8
     gate_channels: Tuple[int, int] = (8, 16)
+    gate_cues: bool = False            # raw gate: add frame-quality cues (model/gate.py CueGate)
     skip_mode: str = "zero_depth"
     activation: str = "relu"
 
@@ -110,6 +111,10 @@ class ModelConfig:
             for name in ("height", "width"):
                 if getattr(self, name) // self.gate_downsample < 4:
                     bad("gate_downsample", f"leaves fewer than 4 pixels of {name} for the raw gate")
+        if not isinstance(self.gate_cues, bool):
+            bad("gate_cues", "must be true or false")
+        if self.gate_cues and self.gate != "raw":
+            bad("gate_cues", "cues exist for the raw gate only")
         if self.gate == "stem" and (self.height < 64 or self.width < 64):
             bad("height" if self.height < 64 else "width", "the stem gate needs an input of at least 64x64")
 

@@ -20,7 +20,7 @@ from dynmm_edge.model.context import PyramidPoolingModule
 from dynmm_edge.model.decoder import Decoder
 from dynmm_edge.model.encoders import ResNetEncoder
 from dynmm_edge.model.fusion import SqueezeAndExciteFusionAdd
-from dynmm_edge.model.gate import RawGate, StemGate
+from dynmm_edge.model.gate import CueGate, RawGate, StemGate
 
 Tensor = torch.Tensor
 
@@ -57,7 +57,9 @@ class DynMMNet(nn.Module):
             self.context_module = nn.Identity()
             context_out = ch[4]
         self.decoder = Decoder(context_out, dec, config.decoder_blocks, config.num_classes, act, config.upsampling)
-        if config.gate == "raw":
+        if config.gate == "raw" and config.gate_cues:
+            self.gate = CueGate(config.gate_downsample, config.gate_channels, len(config.paths))
+        elif config.gate == "raw":
             self.gate = RawGate(4, config.gate_downsample, config.gate_channels, len(config.paths))
         else:
             self.gate = StemGate(2 * ch[0], config.gate_channels[0], len(config.paths))

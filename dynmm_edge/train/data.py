@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from dynmm_edge.errors import DataError
 
 IGNORE_INDEX = 255
-SYNTH_KEYS = {"frames": int, "hard_fraction": float, "seed": int, "start": int}
+SYNTH_KEYS = {"frames": int, "hard_fraction": float, "seed": int, "start": int, "world": int, "kinds": str}
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def parse_synthetic_uri(uri: str) -> Dict[str, object]:
     parsed = urlparse(uri)
     if parsed.scheme != "synthetic":
         raise DataError(f"{uri!r}: not a synthetic:// URI")
-    out: Dict[str, object] = {"frames": 200, "hard_fraction": 0.3, "seed": 0, "start": 0}
+    out: Dict[str, object] = {"frames": 200, "hard_fraction": 0.3, "seed": 0, "start": 0, "world": 2, "kinds": ""}
     for key, values in parse_qs(parsed.query, keep_blank_values=True).items():
         if key not in SYNTH_KEYS:
             raise DataError(f"{uri!r}: unknown option {key!r}; known: {', '.join(sorted(SYNTH_KEYS))}")
@@ -51,7 +51,21 @@ def parse_synthetic_uri(uri: str) -> Dict[str, object]:
         raise DataError(f"{uri!r}: frames must be >= 1")
     if not 0.0 <= float(out["hard_fraction"]) <= 1.0:
         raise DataError(f"{uri!r}: hard_fraction must be in [0, 1]")
+    try:
+        synth_config_from(out, 8, 8)
+    except ValueError as exc:
+        raise DataError(f"{uri!r}: {exc}") from exc
     return out
+
+
+def synth_config_from(opts: Dict[str, object], width: int, height: int):
+    """SynthConfig for parsed synthetic:// options (world, kinds) at a size."""
+    from dynmm_edge.data.synthetic import DEFAULT_KIND_MIX, SynthConfig, parse_kind_mix
+
+    kinds = str(opts.get("kinds") or "")
+    return SynthConfig(width=width, height=height, hard_fraction=float(opts.get("hard_fraction", 0.3)),
+                       seed=int(opts.get("seed", 0)), world=int(opts.get("world", 2)),
+                       kind_mix=parse_kind_mix(kinds) if kinds else DEFAULT_KIND_MIX)
 
 
 class RGBDSegDataset(torch.utils.data.Dataset):
@@ -175,12 +189,13 @@ class SyntheticDataset(RGBDSegDataset):
     """Frames [start, start+frames) of SyntheticWorld(seed, hard_fraction), generated once at the model size."""
 
     def __init__(self, pre_cfg, frames: int, hard_fraction: float = 0.3, seed: int = 0, start: int = 0,
-                 augment: AugmentConfig = NO_AUGMENT, num_classes: Optional[int] = None, progress=False):
+                 augment: AugmentConfig = NO_AUGMENT, num_classes: Optional[int] = None, progress=False,
+                 world: int = 2, kinds: str = ""):
         super().__init__(pre_cfg, augment, seed)
-        from dynmm_edge.data.synthetic import SynthConfig, SyntheticWorld
+        from dynmm_edge.data.synthetic import SyntheticWorld
 
-        world = SyntheticWorld(SynthConfig(width=pre_cfg.width, height=pre_cfg.height,
-                                           hard_fraction=hard_fraction, seed=seed))
+        world = SyntheticWorld(synth_config_from({"hard_fraction": hard_fraction, "seed": seed, "world": world,
+                                                  "kinds": kinds}, pre_cfg.width, pre_cfg.height))
         it = range(start, start + frames)
         if progress:
             from tqdm import tqdm
@@ -199,7 +214,7 @@ class SyntheticDataset(RGBDSegDataset):
         o = parse_synthetic_uri(uri)
         return cls(pre_cfg, frames=int(o["frames"]), hard_fraction=float(o["hard_fraction"]),
                    seed=int(o["seed"]), start=int(o["start"]), augment=augment, num_classes=num_classes,
-                   progress=progress)
+                   progress=progress, world=int(o["world"]), kinds=str(o["kinds"]))
 
 
 class FolderDataset(RGBDSegDataset):

@@ -8,12 +8,14 @@ step. A checkpoint after every epoch (state.pt, written atomically: model + opti
 + history) is therefore enough for --resume to continue exactly.
 """
 import json
+import math
 import platform
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
@@ -31,6 +33,8 @@ STATE_FILE = "state.pt"
 FINAL_FILE = "final.pt"
 METRICS_FILE = "metrics.jsonl"
 OPTIMIZERS = ("adamw", "sgd")
+FRAME_LOSSES = ("class_mean", "pixel_mean", "pixel_error")
+GATE_OBJECTIVES = ("expected", "price", "argmin")
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,15 @@ class TrainConfig:
     cheapest path whose frame loss is within this much of the full path's, and the gate learns it by
     cross-entropy (no resource loss: the tolerance sets the cost). A direct, per-frame signal that a
     budget-constrained expected loss gives only weakly when paths differ little.
+    gate_objective: gate-stage objective. 'expected': expected frame loss + resource hinge on the batch
+    mean (the original; warns when the hinge never binds). 'price': every frame pays its own price,
+    expected frame loss + gate_mu x expected cost. 'argmin': distil, by cross-entropy, each frame's
+    argmin over paths of (frame loss + mu x cost), mu = gate_mu, or (gate_mu < 0) the mu whose
+    targets have mean cost = budget. Use with gate_frame_loss='pixel_error' (share of wrong pixels).
+    gate_balance: argmin only: weight each target path's CE by (frequency)^-gate_balance (0 = plain CE,
+    0.5 = square-root balancing), so rarely best paths (RGB-only for failed depth) are not drowned out.
+    gate_cues: with --init-from a model whose raw gate has no cues, replace its gate by a CueGate
+    (model/gate.py); the rest of the weights are kept.
     stop_after: end this invocation after that many epochs (time-sliced/preemptible jobs; continue
     with resume=True); 0 = run to the end. max_batches: cap batches per epoch (smoke tests).
     """
@@ -71,6 +84,10 @@ class TrainConfig:
     stage1_end_prob: float = 0.0
     gate_frame_loss: str = "class_mean"
     oracle_tolerance: float = 0.0
+    gate_objective: str = "expected"
+    gate_mu: float = -1.0
+    gate_balance: float = 0.0
+    gate_cues: bool = False
     class_weighting: bool = True
     augment: bool = True
     seed: int = 0
@@ -95,8 +112,14 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.budget={self.budget}: a fraction of full-depth MACs in [0, 1]")
         if not self.oracle_tolerance >= 0:
             raise ValueError(f"TrainConfig.oracle_tolerance={self.oracle_tolerance!r}: must be >= 0")
-        if self.gate_frame_loss not in ("class_mean", "pixel_mean"):
-            raise ValueError(f"TrainConfig.gate_frame_loss={self.gate_frame_loss!r}: 'class_mean' or 'pixel_mean'")
+        if self.gate_frame_loss not in FRAME_LOSSES:
+            raise ValueError(f"TrainConfig.gate_frame_loss={self.gate_frame_loss!r}: one of {FRAME_LOSSES}")
+        if self.gate_objective not in GATE_OBJECTIVES:
+            raise ValueError(f"TrainConfig.gate_objective={self.gate_objective!r}: one of {GATE_OBJECTIVES}")
+        if not (math.isfinite(self.gate_balance) and 0.0 <= self.gate_balance <= 1.0):
+            raise ValueError(f"TrainConfig.gate_balance={self.gate_balance!r}: must be in [0, 1]")
+        if not math.isfinite(self.gate_mu):
+            raise ValueError(f"TrainConfig.gate_mu={self.gate_mu!r}: must be finite (< 0 = from the budget)")
         if not 0.0 <= self.stage1_end_prob <= 1.0:
             raise ValueError("TrainConfig.stage1_end_prob must be in [0, 1]")
         if self.lr <= 0 or self.gate_lr <= 0:
@@ -145,9 +168,12 @@ def build_model_and_meta(cfg: TrainConfig):
             raise CheckpointError(f"{cfg.init_from}: cannot initialise from it: {exc}") from exc
         model, meta = loaded if isinstance(loaded, tuple) else (loaded, {})
         meta = dict(meta or {})
+        if cfg.gate_cues and not model.config.gate_cues:
+            model = _with_cue_gate(model, cfg.seed)
     else:
         torch.manual_seed(cfg.seed)
-        model = DynMMNet(get_preset(cfg.preset))
+        mc = get_preset(cfg.preset)
+        model = DynMMNet(mc.replace(gate_cues=True) if cfg.gate_cues and mc.gate == "raw" else mc)
     mc = model.config
     if meta.get("preprocess"):
         pre = PreprocessConfig.from_dict(dict(meta["preprocess"]))
@@ -162,6 +188,21 @@ def build_model_and_meta(cfg: TrainConfig):
     if isinstance(meta.get("train"), dict) and meta["train"]:
         out["parent_train"] = dict(meta["train"])  # provenance of the --init-from checkpoint
     return model, out
+
+
+def _with_cue_gate(model, seed: int):
+    """The same network with a fresh CueGate in place of its raw gate (all other weights kept)."""
+    from dynmm_edge.model.net import DynMMNet
+
+    if model.config.gate != "raw":
+        raise CheckpointError("--gate-cues needs a model with the raw gate (the stem gate has no cue variant)")
+    torch.manual_seed(seed)
+    new = DynMMNet(model.config.replace(gate_cues=True))
+    keep = {k: v for k, v in model.state_dict().items() if not k.startswith("gate.")}
+    missing, unexpected = new.load_state_dict(keep, strict=False)
+    if unexpected or any(not k.startswith("gate.") for k in missing):
+        raise CheckpointError(f"cannot move weights to the cue-gate model: missing {missing}, unexpected {unexpected}")
+    return new
 
 
 class _TrainStep(nn.Module):
@@ -270,12 +311,17 @@ def load_state(path) -> dict:
 def frame_losses(logits, labels, class_w, mode: str = "class_mean") -> torch.Tensor:
     """Per-frame loss [B] used as the gate-stage target.
 
+    'pixel_error': share of labelled pixels the path gets wrong (the 0-1 pixel loss).
     'pixel_mean': weighted CE averaged over labelled pixels. 'class_mean': the CE of each class
     present in the frame averaged over its pixels, then over the classes: a small object the RGB
     cannot separate (camouflage) then counts as much as the floor, as it does in mIoU.
     """
-    ce = F.cross_entropy(logits, labels, weight=class_w, ignore_index=255, reduction="none")
     valid = labels != 255
+    if mode == "pixel_error":
+        v = valid.float()
+        wrong = (logits.argmax(1) != labels).float() * v
+        return wrong.sum((1, 2)) / v.sum((1, 2)).clamp_min(1)
+    ce = F.cross_entropy(logits, labels, weight=class_w, ignore_index=255, reduction="none")
     if mode == "pixel_mean":
         v = valid.float()
         return (ce * v).sum((1, 2)) / v.sum((1, 2)).clamp_min(1)
@@ -295,6 +341,33 @@ def oracle_paths(per_path_loss: torch.Tensor, tolerance: float) -> torch.Tensor:
     most expensive path's loss, per frame: [N, P] -> [N]."""
     ok = per_path_loss <= per_path_loss[:, -1:] + tolerance
     return ok.to(torch.int64).argmax(1)  # first True = cheapest acceptable path
+
+
+def argmin_targets(per_path_loss: torch.Tensor, costs: torch.Tensor, mu: float) -> torch.Tensor:
+    """Per frame, the path index minimising loss + mu x normalised cost ([N, P] -> [N]); ties go to
+    the cheaper path (paths are ordered by cost)."""
+    price = per_path_loss + float(mu) * costs.to(per_path_loss)[None, :]
+    best = price.min(1, keepdim=True).values
+    return (price <= best + 1e-9).to(torch.int64).argmax(1)
+
+
+def mu_for_budget(per_path_loss: torch.Tensor, costs: torch.Tensor, budget: float, iters: int = 60) -> float:
+    """The mu (bisection, log scale) whose argmin targets have mean normalised cost closest to `budget`
+    from below: the budget prices depth once, for all frames, instead of a batch-mean hinge."""
+    costs = costs.to(per_path_loss)
+    mean_cost = lambda mu: float(costs[argmin_targets(per_path_loss, costs, mu)].mean())  # noqa: E731
+    if mean_cost(0.0) <= budget:
+        return 0.0
+    lo, hi = 1e-6, 1.0
+    while mean_cost(hi) > budget and hi < 1e6:
+        hi *= 4
+    for _ in range(iters):
+        mid = math.sqrt(lo * hi)
+        if mean_cost(mid) > budget:
+            lo = mid
+        else:
+            hi = mid
+    return hi
 
 
 def _per_path_losses(model, dataset, cfg: TrainConfig, class_w, info: DistInfo) -> torch.Tensor:
@@ -323,8 +396,54 @@ def _per_path_losses(model, dataset, cfg: TrainConfig, class_w, info: DistInfo) 
 
 
 # --------------------------------------------------------------------------------- main entry
-def train(cfg: TrainConfig) -> Dict[str, object]:
-    """Run (or resume) training; returns {'final': path, 'metrics': path, 'history': [...], 'model': model}."""
+@dataclass
+class _Run:
+    """What one training invocation holds between epochs (built by _setup)."""
+    cfg: TrainConfig
+    info: DistInfo
+    out: Path
+    model: nn.Module
+    meta: dict
+    dataset: object
+    val: object
+    aug: AugmentConfig
+    costs: torch.Tensor
+    class_w: torch.Tensor
+    history: List[dict]
+    state: Optional[dict]
+    start_epoch: int
+    t_start: float
+    stage1_probs: torch.Tensor
+    optimizer: object = None
+    opt_kind: Optional[str] = None
+    step_module: object = None
+    path_losses: Optional[torch.Tensor] = None
+    gate_targets: Optional[torch.Tensor] = None
+    target_weights: Optional[torch.Tensor] = None
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.out / METRICS_FILE
+
+
+def _resume_state(cfg: TrainConfig, out: Path, model):
+    """(state, start_epoch, history) from OUT/state.pt when resuming, else (None, 0, [])."""
+    if not (cfg.resume and (out / STATE_FILE).exists()):
+        return None, 0, []
+    state = load_state(out / STATE_FILE)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{out / STATE_FILE}: model does not match the run's preset: {exc}") from exc
+    saved = dict(state["config"])
+    for key in ("preset", "data", "seed", "batch_size", "init_from"):
+        if key in saved and saved[key] != getattr(cfg, key):
+            raise CheckpointError(f"{out / STATE_FILE}: cannot resume with {key}={getattr(cfg, key)!r}; "
+                                  f"the run was started with {key}={saved[key]!r}")
+    return state, int(state["epochs_done"]), json.loads(state.get("history", "[]"))
+
+
+def _setup(cfg: TrainConfig) -> _Run:
     torch.set_num_threads(max(1, int(cfg.threads)))
     info = init_distributed()
     out = Path(cfg.out)
@@ -332,7 +451,6 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
         out.mkdir(parents=True, exist_ok=True)
     barrier(info)
     t_start = time.time()
-
     model, meta = build_model_and_meta(cfg)
     pre = meta["preprocess"]
     nc = model.config.num_classes
@@ -342,174 +460,213 @@ def train(cfg: TrainConfig) -> Dict[str, object]:
     dataset.seed = cfg.seed
     val = open_dataset(cfg.val_data, pre, split="test", num_classes=nc) if cfg.val_data else None
     costs = L.normalised_path_costs(depth_macs_per_path(model))
-
-    history: List[dict] = []
-    start_epoch = 0
-    state = None
-    if cfg.resume and (out / STATE_FILE).exists():
-        state = load_state(out / STATE_FILE)
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as exc:
-            raise CheckpointError(f"{out / STATE_FILE}: model does not match the run's preset: {exc}") from exc
-        saved = dict(state["config"])
-        for key in ("preset", "data", "seed", "batch_size", "init_from"):
-            if key in saved and saved[key] != getattr(cfg, key):
-                raise CheckpointError(f"{out / STATE_FILE}: cannot resume with {key}={getattr(cfg, key)!r}; "
-                                      f"the run was started with {key}={saved[key]!r}")
-        start_epoch = int(state["epochs_done"])
-        history = json.loads(state.get("history", "[]"))
+    state, start_epoch, history = _resume_state(cfg, out, model)
     if state is not None and "class_weights" in state:
         class_w = state["class_weights"]
     elif cfg.class_weighting:
         class_w = L.class_weights_from_counts(L.label_counts(dataset.label_arrays(), nc), nc)
     else:
         class_w = torch.ones(nc)
+    return _Run(cfg, info, out, model, meta, dataset, val, aug, costs, class_w, history, state, start_epoch,
+                t_start, stage1_path_probs(len(model.paths), cfg.stage1_end_prob))
 
-    metrics_path = out / METRICS_FILE
-    opt_kind = None
-    optimizer = None
-    step_module = None
-    path_losses = None
-    n_s12 = cfg.epochs_stage1 + cfg.epochs_stage2
-    stage1_probs = stage1_path_probs(len(model.paths), cfg.stage1_end_prob)
 
-    end_epoch = cfg.total_epochs if not cfg.stop_after else min(cfg.total_epochs, start_epoch + cfg.stop_after)
-    for epoch in range(start_epoch, end_epoch):
-        stage = cfg.stage_of(epoch)
-        if _opt_kind(stage) != opt_kind:
-            opt_kind = _opt_kind(stage)
-            if stage == "gate":
-                for name, prm in model.named_parameters():
-                    prm.requires_grad_(name.startswith("gate."))
-            optimizer = _make_optimizer(cfg, model, stage)
-            if state is not None and state["optimizer_kind"] == opt_kind and epoch == start_epoch:
-                optimizer.load_state_dict(state["optimizer"])
-            if state is not None and epoch == start_epoch and "torch_rng" in state:
-                torch.set_rng_state(state["torch_rng"])
-            step_module = wrap_ddp(_TrainStep(model), info)
-        if stage == "gate" and path_losses is None:
-            path_losses = _per_path_losses(model, dataset, cfg, class_w, info)
-
-        dataset.set_epoch(epoch)
-        # the gate stage's targets are per-frame losses of un-augmented frames: show the gate the same
-        dataset.augment = NO_AUGMENT if stage == "gate" else aug
-        loader = _loader(dataset, cfg, epoch, info)
-        n_batches = len(loader) if not cfg.max_batches else min(len(loader), cfg.max_batches)
+def _enter_stage(run: _Run, epoch: int, stage: str) -> None:
+    """New optimizer (and DDP wrapper) when the stage changes; restores optimizer/RNG on resume."""
+    cfg, model, state = run.cfg, run.model, run.state
+    if _opt_kind(stage) != run.opt_kind:
+        run.opt_kind = _opt_kind(stage)
         if stage == "gate":
-            model.eval()
-            model.gate.train()
-        else:
-            model.train()
-        sums = {"loss": 0.0, "seg": 0.0, "res": 0.0, "cost": 0.0}
-        hist = torch.zeros(len(model.paths), dtype=torch.long)
-        temp = None
-        count = 0
-        bar = None
-        if cfg.progress and info.is_main:
-            from tqdm import tqdm
-            bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.total_epochs} {stage}", leave=False)
-        for bi, batch in enumerate(loader):
-            if bi >= n_batches:
-                break
-            rgb, depth, labels = batch["rgb"], batch["depth"], batch["labels"]
-            gen = torch.Generator().manual_seed(((cfg.seed * 1009 + epoch) * 7919 + bi) * 31 + info.rank)
-            if stage in ("stage1", "stage2"):
-                gstep = epoch * n_batches + bi
-                lr = one_cycle_lr(gstep, n_s12 * n_batches, cfg.lr)
-                optimizer.param_groups[0]["lr"] = lr
-            if stage == "stage1":
-                choice = torch.multinomial(stage1_probs, rgb.shape[0], replacement=True, generator=gen)
-                w = F.one_hot(choice, len(model.paths)).float()
-                logits, _ = step_module(rgb, depth, "stage1", weights=w)
-                seg = L.segmentation_loss(logits, labels, class_w)
-                res = seg * 0.0
-                hist += torch.bincount(choice, minlength=len(model.paths))
-            elif stage == "stage2":
-                s2 = (epoch - cfg.epochs_stage1) * n_batches + bi
-                temp = temperature_at(s2, cfg.epochs_stage2 * n_batches, cfg.temp_start, cfg.temp_end)
-                noise = None
-                if cfg.gumbel:
-                    u = torch.rand(rgb.shape[0], len(model.paths), generator=gen).clamp(1e-9, 1 - 1e-9)
-                    noise = -torch.log(-torch.log(u))
-                logits, glog = step_module(rgb, depth, "stage2", temperature=temp, noise=noise)
-                seg = L.segmentation_loss(logits, labels, class_w)
-                probs = F.softmax(glog / max(temp, 1e-6), dim=1)
-                res = L.resource_loss(F.softmax(glog, dim=1), costs, cfg.budget, cfg.resource_lambda)
-                sums["cost"] += float(L.expected_cost(probs.detach(), costs))
-                hist += torch.bincount(glog.argmax(1), minlength=len(model.paths))
-            else:
-                gs = (epoch - n_s12) * n_batches + bi
-                temp = temperature_at(gs, cfg.epochs_gate * n_batches, cfg.temp_start, max(cfg.temp_end, 0.05))
-                _, glog = step_module(rgb, depth, "gate")
-                probs = F.softmax(glog / temp, dim=1)
-                per = path_losses[torch.tensor(batch["index"])]
-                if cfg.oracle_tolerance > 0:
-                    seg = F.cross_entropy(glog, oracle_paths(per, cfg.oracle_tolerance))
-                    res = torch.zeros(())
-                else:
-                    seg = (probs * per).sum(1).mean()
-                    res = L.resource_loss(probs, costs, cfg.budget, cfg.resource_lambda)
-                sums["cost"] += float(L.expected_cost(probs.detach(), costs))
-                hist += torch.bincount(glog.argmax(1), minlength=len(model.paths))
-            loss = seg + res
-            if not torch.isfinite(loss):
-                raise DataError(f"non-finite loss at epoch {epoch} batch {bi} (frames {batch['index']})")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            sums["loss"] += float(loss.detach())
-            sums["seg"] += float(seg.detach())
-            sums["res"] += float(res.detach())
-            count += 1
-            if bar is not None:
-                bar.set_postfix(loss=f"{float(loss):.3f}", T=("-" if temp is None else f"{temp:.3g}"))
-                bar.update(1)
+            for name, prm in model.named_parameters():
+                prm.requires_grad_(name.startswith("gate."))
+        run.optimizer = _make_optimizer(cfg, model, stage)
+        if state is not None and state["optimizer_kind"] == run.opt_kind and epoch == run.start_epoch:
+            run.optimizer.load_state_dict(state["optimizer"])
+        if state is not None and epoch == run.start_epoch and "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
+        run.step_module = wrap_ddp(_TrainStep(model), run.info)
+    if stage == "gate" and run.path_losses is None:
+        run.path_losses = _per_path_losses(model, run.dataset, cfg, run.class_w, run.info)
+        if cfg.gate_objective == "argmin":
+            mu = cfg.gate_mu if cfg.gate_mu >= 0 else mu_for_budget(run.path_losses, run.costs, cfg.budget)
+            run.gate_targets = argmin_targets(run.path_losses, run.costs, mu)
+            freq = torch.bincount(run.gate_targets, minlength=len(model.paths)).float().clamp_min(1)
+            w = freq.pow(-cfg.gate_balance)
+            run.target_weights = w * len(w) / w.sum() if cfg.gate_balance > 0 else None
+            rec = {"type": "gate_targets", "mu": mu, "target_mean_cost": float(run.costs[run.gate_targets].mean()),
+                   "target_histogram": {str(p): int(c) for p, c in
+                                        zip(model.paths, torch.bincount(run.gate_targets, minlength=len(model.paths)))}}
+            run.history.append(rec)
+            _log(run.info, run.metrics_path, rec)
+
+
+def _stage_losses(run: _Run, stage: str, batch, epoch: int, bi: int, n_batches: int, gen):
+    """(seg, res, expected cost or None, chosen path index per sample [B], temperature)."""
+    cfg, model = run.cfg, run.model
+    rgb, depth, labels = batch["rgb"], batch["depth"], batch["labels"]
+    if stage == "stage1":
+        choice = torch.multinomial(run.stage1_probs, rgb.shape[0], replacement=True, generator=gen)
+        w = F.one_hot(choice, len(model.paths)).float()
+        logits, _ = run.step_module(rgb, depth, "stage1", weights=w)
+        seg = L.segmentation_loss(logits, labels, run.class_w)
+        return seg, seg * 0.0, None, choice, None
+    n_s12 = cfg.epochs_stage1 + cfg.epochs_stage2
+    if stage == "stage2":
+        s2 = (epoch - cfg.epochs_stage1) * n_batches + bi
+        temp = temperature_at(s2, cfg.epochs_stage2 * n_batches, cfg.temp_start, cfg.temp_end)
+        noise = None
+        if cfg.gumbel:
+            u = torch.rand(rgb.shape[0], len(model.paths), generator=gen).clamp(1e-9, 1 - 1e-9)
+            noise = -torch.log(-torch.log(u))
+        logits, glog = run.step_module(rgb, depth, "stage2", temperature=temp, noise=noise)
+        seg = L.segmentation_loss(logits, labels, run.class_w)
+        probs = F.softmax(glog / max(temp, 1e-6), dim=1)
+        res = L.resource_loss(F.softmax(glog, dim=1), run.costs, cfg.budget, cfg.resource_lambda)
+        return seg, res, float(L.expected_cost(probs.detach(), run.costs)), glog.argmax(1), temp
+    gs = (epoch - n_s12) * n_batches + bi
+    temp = temperature_at(gs, cfg.epochs_gate * n_batches, cfg.temp_start, max(cfg.temp_end, 0.05))
+    _, glog = run.step_module(rgb, depth, "gate")
+    probs = F.softmax(glog / temp, dim=1)
+    idx = torch.tensor(batch["index"])
+    per = run.path_losses[idx]
+    if cfg.oracle_tolerance > 0:
+        seg, res = F.cross_entropy(glog, oracle_paths(per, cfg.oracle_tolerance)), torch.zeros(())
+    elif cfg.gate_objective == "argmin":
+        seg, res = F.cross_entropy(glog, run.gate_targets[idx], weight=run.target_weights), torch.zeros(())
+    elif cfg.gate_objective == "price":
+        mu = cfg.gate_mu if cfg.gate_mu >= 0 else 0.0
+        seg = (probs * per).sum(1).mean()
+        res = mu * L.expected_cost(probs, run.costs)
+    else:
+        seg = (probs * per).sum(1).mean()
+        res = L.resource_loss(probs, run.costs, cfg.budget, cfg.resource_lambda)
+    return seg, res, float(L.expected_cost(probs.detach(), run.costs)), glog.argmax(1), temp
+
+
+def _run_epoch(run: _Run, epoch: int, stage: str) -> dict:
+    """One pass over the data; returns the epoch record (already all-reduced)."""
+    cfg, model, info = run.cfg, run.model, run.info
+    run.dataset.set_epoch(epoch)
+    # the gate stage's targets are per-frame losses of un-augmented frames: show the gate the same
+    run.dataset.augment = NO_AUGMENT if stage == "gate" else run.aug
+    loader = _loader(run.dataset, cfg, epoch, info)
+    n_batches = len(loader) if not cfg.max_batches else min(len(loader), cfg.max_batches)
+    _set_train_mode(model, stage)
+    sums = {"loss": 0.0, "seg": 0.0, "res": 0.0, "cost": 0.0}
+    hist = torch.zeros(len(model.paths), dtype=torch.long)
+    temp, count, bar = None, 0, None
+    n_s12 = cfg.epochs_stage1 + cfg.epochs_stage2
+    if cfg.progress and info.is_main:
+        from tqdm import tqdm
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.total_epochs} {stage}", leave=False)
+    for bi, batch in enumerate(loader):
+        if bi >= n_batches:
+            break
+        gen = torch.Generator().manual_seed(((cfg.seed * 1009 + epoch) * 7919 + bi) * 31 + info.rank)
+        if stage in ("stage1", "stage2"):
+            run.optimizer.param_groups[0]["lr"] = one_cycle_lr(epoch * n_batches + bi, n_s12 * n_batches, cfg.lr)
+        seg, res, cost, chosen, temp = _stage_losses(run, stage, batch, epoch, bi, n_batches, gen)
+        if cost is not None:
+            sums["cost"] += cost
+        hist += torch.bincount(chosen, minlength=len(model.paths))
+        loss = seg + res
+        if not torch.isfinite(loss):
+            raise DataError(f"non-finite loss at epoch {epoch} batch {bi} (frames {batch['index']})")
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        sums["loss"] += float(loss.detach())
+        sums["seg"] += float(seg.detach())
+        sums["res"] += float(res.detach())
+        count += 1
         if bar is not None:
-            bar.close()
-        hist = all_reduce_sum_tensor(hist, info)
-        sync_buffers(model, info)
-        rec = {"type": "epoch", "epoch": epoch + 1, "stage": stage,
-               "loss": all_reduce_mean(sums["loss"] / max(count, 1), info),
-               "seg_loss": all_reduce_mean(sums["seg"] / max(count, 1), info),
-               "resource_loss": all_reduce_mean(sums["res"] / max(count, 1), info),
-               "expected_depth_cost": all_reduce_mean(sums["cost"] / max(count, 1), info) if stage != "stage1" else None,
-               "temperature": temp, "lr": optimizer.param_groups[0]["lr"], "batches": count,
-               "path_histogram": {str(p): int(c) for p, c in zip(model.paths, hist.tolist())},
-               "elapsed_s": round(time.time() - t_start, 2)}
+            bar.set_postfix(loss=f"{float(loss):.3f}", T=("-" if temp is None else f"{temp:.3g}"))
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    hist = all_reduce_sum_tensor(hist, info)
+    sync_buffers(model, info)
+    mean = lambda key: all_reduce_mean(sums[key] / max(count, 1), info)  # noqa: E731
+    return {"type": "epoch", "epoch": epoch + 1, "stage": stage, "loss": mean("loss"), "seg_loss": mean("seg"),
+            "resource_loss": mean("res"), "expected_depth_cost": mean("cost") if stage != "stage1" else None,
+            "temperature": temp, "lr": run.optimizer.param_groups[0]["lr"], "batches": count,
+            "path_histogram": {str(p): int(c) for p, c in zip(model.paths, hist.tolist())},
+            "elapsed_s": round(time.time() - run.t_start, 2)}
+
+
+def _set_train_mode(model, stage: str) -> None:
+    if stage == "gate":
+        model.eval()
+        model.gate.train()
+    else:
+        model.train()
+
+
+def _eval_record(run: _Run, epoch: int, stage: str) -> dict:
+    rep = evaluate(run.model, run.val, run.meta["classes"], batch_size=run.cfg.batch_size)
+    _set_train_mode(run.model, stage)
+    return {"type": "eval", "epoch": epoch + 1, "stage": stage,
+            "modes": {m: {"miou": r["miou"], "pixel_acc": r["pixel_acc"],
+                          "depth_macs_fraction": r["depth_macs_fraction"]} for m, r in rep["modes"].items()},
+            "path_histogram": rep["modes"]["dynamic"]["path_histogram"],
+            "by_kind": {k: {m: v[m]["miou"] for m in ("dynamic", "rgb_only", "full_depth")}
+                        for k, v in rep["by_kind"].items()}}
+
+
+def stalled_gate_warning(history: List[dict], flat_rel: float = 0.01) -> Optional[str]:
+    """A warning when the last two epochs of the same gate-training stage had a zero resource loss
+    and a flat segmentation loss: the budget is not binding, so a constant path is optimal and the
+    gate learns nothing per frame (what happened to the first demo model)."""
+    ep = [h for h in history if h.get("type") == "epoch" and h.get("stage") in ("stage2", "gate")]
+    if len(ep) < 2 or ep[-1]["stage"] != ep[-2]["stage"]:
+        return None
+    a, b = ep[-2], ep[-1]
+    if a["resource_loss"] == 0 and b["resource_loss"] == 0 and \
+            abs(b["seg_loss"] - a["seg_loss"]) <= flat_rel * max(abs(a["seg_loss"]), 1e-12):
+        return (f"epoch {b['epoch']} ({b['stage']}): resource loss 0 and segmentation loss flat "
+                f"({a['seg_loss']:.4f} -> {b['seg_loss']:.4f}): the budget {{budget}} is not binding, the gate "
+                f"is learning a constant path; lower --budget or use --gate-objective argmin")
+    return None
+
+
+def train(cfg: TrainConfig) -> Dict[str, object]:
+    """Run (or resume) training; returns {'final': path, 'metrics': path, 'history': [...], 'model': model}."""
+    run = _setup(cfg)
+    model, info, history = run.model, run.info, run.history
+    end_epoch = cfg.total_epochs if not cfg.stop_after else min(cfg.total_epochs, run.start_epoch + cfg.stop_after)
+    for epoch in range(run.start_epoch, end_epoch):
+        stage = cfg.stage_of(epoch)
+        _enter_stage(run, epoch, stage)
+        rec = _run_epoch(run, epoch, stage)
         history.append(rec)
-        _log(info, metrics_path, rec)
+        _log(info, run.metrics_path, rec)
+        warning = stalled_gate_warning(history) if cfg.gate_objective == "expected" else None
+        if warning:
+            warning = warning.replace("{budget}", f"{cfg.budget:g}")
+            warnings.warn(warning, RuntimeWarning, stacklevel=2)
+            wrec = {"type": "warning", "epoch": epoch + 1, "message": warning}
+            history.append(wrec)
+            _log(info, run.metrics_path, wrec)
         last_of_stage = epoch + 1 == cfg.total_epochs or cfg.stage_of(epoch + 1) != stage
-        if val is not None and info.is_main and (last_of_stage or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0)):
-            rep = evaluate(model, val, meta["classes"], batch_size=cfg.batch_size)
-            erec = {"type": "eval", "epoch": epoch + 1, "stage": stage,
-                    "modes": {m: {"miou": r["miou"], "pixel_acc": r["pixel_acc"],
-                                  "depth_macs_fraction": r["depth_macs_fraction"]} for m, r in rep["modes"].items()},
-                    "path_histogram": rep["modes"]["dynamic"]["path_histogram"],
-                    "by_kind": {k: {m: v[m]["miou"] for m in ("dynamic", "rgb_only", "full_depth")}
-                                for k, v in rep["by_kind"].items()}}
+        if run.val is not None and info.is_main and (last_of_stage or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0)):
+            erec = _eval_record(run, epoch, stage)
             history.append(erec)
-            _log(info, metrics_path, erec)
-            if stage == "gate":
-                model.eval()
-                model.gate.train()
-            else:
-                model.train()
+            _log(info, run.metrics_path, erec)
         if info.is_main:
-            _save_state(out / STATE_FILE, model, optimizer, opt_kind, epoch + 1, cfg, history, class_w)
+            _save_state(run.out / STATE_FILE, model, run.optimizer, run.opt_kind, epoch + 1, cfg, history, run.class_w)
         barrier(info)
 
     for prm in model.parameters():
         prm.requires_grad_(True)
     model.eval()
-    final = out / FINAL_FILE
+    final = run.out / FINAL_FILE
     if end_epoch < cfg.total_epochs:  # stopped early on request: state.pt is the checkpoint
-        return {"final": None, "metrics": str(metrics_path), "history": history, "model": model,
+        return {"final": None, "metrics": str(run.metrics_path), "history": history, "model": model,
                 "dist": info, "epochs_done": end_epoch}
     if info.is_main:
-        save_final(final, model, meta, cfg, history, time.time() - t_start)
+        save_final(final, model, run.meta, cfg, history, time.time() - run.t_start)
     barrier(info)
-    return {"final": str(final), "metrics": str(metrics_path), "history": history, "model": model,
+    return {"final": str(final), "metrics": str(run.metrics_path), "history": history, "model": model,
             "dist": info, "epochs_done": end_epoch}
 
 

@@ -14,7 +14,6 @@ import pytest
 from tests.faults.conftest import litter, run_cli, tree_hashes
 
 SRC = "synthetic://?frames=3&width=64&height=64"
-POLICY_XFAIL = pytest.mark.xfail(strict=True, reason="policy.py validation lands with issue 12")
 
 
 @dataclass
@@ -184,11 +183,11 @@ CASES = [
          "--size: width 100 in '100x64' is not a multiple of 32 (try 96)"),
     Case("info-height-alias-100", lambda c: ["info", "tiny-test", "--height", "100"], 2,
          "--height: 100 is not a multiple of 32"),
-    # --- policies (validated in runtime/policy.py by issue 12)
-    Case("policy-bias-nan", _run("--policy", "bias:nan"), 1, "bias", marks=(POLICY_XFAIL,)),
-    Case("policy-bias-inf", _run("--policy", "bias:-inf"), 1, "bias", marks=(POLICY_XFAIL,)),
-    Case("policy-budget-ms-neg", _run("--policy", "budget-ms:-5"), 1, "budget", marks=(POLICY_XFAIL,)),
-    Case("policy-hysteresis-neg", _run("--policy", "hysteresis:-1"), 1, "hysteresis", marks=(POLICY_XFAIL,)),
+    # --- policies (validated in runtime/policy.py)
+    Case("policy-bias-nan", _run("--policy", "bias:nan"), 1, "bias"),
+    Case("policy-bias-inf", _run("--policy", "bias:-inf"), 1, "bias"),
+    Case("policy-budget-ms-neg", _run("--policy", "budget-ms:-5"), 1, "budget"),
+    Case("policy-hysteresis-neg", _run("--policy", "hysteresis:-1"), 1, "hysteresis"),
     Case("policy-unknown", _run("--policy", "greedy"), 1, "unknown policy 'greedy'"),
     # --- model folder problems (exit 1, folder untouched)
     Case("manifest-preprocess-height-0", _run(), 1, "preprocess.height must be a positive integer, got 0",

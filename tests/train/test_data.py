@@ -14,7 +14,7 @@ PRE = PreprocessConfig(height=64, width=64, depth_mean=2931.67, depth_std=1100.0
 
 def test_parse_synthetic_uri():
     o = parse_synthetic_uri("synthetic://?frames=12&hard_fraction=0.5&seed=3")
-    assert o == {"frames": 12, "hard_fraction": 0.5, "seed": 3, "start": 0}
+    assert o == {"frames": 12, "hard_fraction": 0.5, "seed": 3, "start": 0, "world": 2, "kinds": ""}
     with pytest.raises(DataError, match="colour"):
         parse_synthetic_uri("synthetic://?frames=2&colour=1")
     with pytest.raises(DataError, match="hard_fraction"):

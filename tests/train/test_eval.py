@@ -39,7 +39,7 @@ def test_eval_cli_report(ckpt, tmp_path):
     assert rep["modes"]["full_depth"]["depth_macs_mean"] == max(rep["depth_macs_per_path"])
     hist = rep["modes"]["dynamic"]["path_histogram"]
     assert set(hist) == {str(p) for p in rep["paths"]} and sum(hist.values()) == 6
-    assert set(rep["by_kind"]) <= {"easy", "camouflaged", "dark"}
+    assert set(rep["by_kind"]) <= {"easy", "camouflaged", "dark", "rich", "sunlit", "glass", "black", "far", "motion"}
     assert sum(v["frames"] for v in rep["by_kind"].values()) == 6
     for kind in rep["by_kind"].values():
         for mode in ("dynamic", "rgb_only", "full_depth"):
