@@ -10,9 +10,17 @@ import sys
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a DynMM model (synthetic world or a dataset folder)",
                               description=__doc__)
+    p.add_argument("--stage", choices=("dynmm", "region"), default="dynmm",
+                   help="dynmm: stage I/II/gate training; region: add and train a region gate + tile depth "
+                        "stages on a trained checkpoint (needs --init-from; see docs/REGIONS.md)")
+    p.add_argument("--tile", type=int, default=32, help="region stage: tile size in px (multiple of 32)")
+    p.add_argument("--price", type=float, default=0.25,
+                   help="region stage: per-tile price in nats/pixel; the gate learns 'gain of depth > price'")
+    p.add_argument("--region-epochs", type=int, default=3, help="region stage: epochs")
     p.add_argument("--preset", default="demo", help="model preset (see dynmm_edge.model.presets)")
-    p.add_argument("--data", default="synthetic://?frames=2000&hard_fraction=0.3&seed=0",
-                   help="dataset folder or synthetic://?frames=N&hard_fraction=F&seed=S")
+    p.add_argument("--data", default=None,
+                   help="dataset folder or synthetic://?frames=N&hard_fraction=F&seed=S (default: "
+                        "synthetic://?frames=2000&hard_fraction=0.3&seed=0; region stage: 960 frames, seed 11)")
     p.add_argument("--val-data", default="", help="optional evaluation data, evaluated at each stage end")
     p.add_argument("--epochs-stage1", type=int, default=10, help="epochs with a random path per sample")
     p.add_argument("--epochs-stage2", type=int, default=2, help="epochs with the gate trained jointly")
@@ -25,7 +33,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
     p.add_argument("--init-from", default="", help="start from a checkpoint (ours or ESANet/DynMM, imported)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=None, help="default 16 (region stage: 8)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak LR of the one-cycle schedule (trunk)")
     p.add_argument("--gate-lr", type=float, default=1e-2)
     p.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
@@ -42,6 +50,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--eval-every", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--no-progress", action="store_true")
+    p.epilog = ("examples:\n  dynmm-edge train --preset demo --out runs/demo\n"
+                "  dynmm-edge train --stage region --init-from demo --out runs/region")
     p.set_defaults(func=run)
 
 
@@ -49,9 +59,9 @@ def config_from_args(args):
     from dynmm_edge.train.loop import TrainConfig
 
     return TrainConfig(
-        preset=args.preset, data=args.data, val_data=args.val_data, out=args.out,
+        preset=args.preset, data=args.data or "synthetic://?frames=2000&hard_fraction=0.3&seed=0", val_data=args.val_data, out=args.out,
         epochs_stage1=args.epochs_stage1, epochs_stage2=args.epochs_stage2, epochs_gate=args.epochs_gate,
-        budget=args.budget, resource_lambda=args.resource_lambda, batch_size=args.batch_size, lr=args.lr,
+        budget=args.budget, resource_lambda=args.resource_lambda, batch_size=args.batch_size or 16, lr=args.lr,
         gate_lr=args.gate_lr, optimizer=args.optimizer, augment=not args.no_augment,
         class_weighting=not args.no_class_weights, gumbel=args.gumbel, stage1_end_prob=args.stage1_end_prob,
         gate_frame_loss=args.gate_frame_loss, oracle_tolerance=args.oracle_tolerance, seed=args.seed, threads=args.threads,
@@ -63,6 +73,8 @@ def run(args) -> int:
     from dynmm_edge.errors import DynMMError
     from dynmm_edge.train.loop import train
 
+    if args.stage == "region":
+        return run_region(args)
     try:
         cfg = config_from_args(args)
         result = train(cfg)
@@ -72,4 +84,24 @@ def run(args) -> int:
     if result["dist"].is_main:
         print(f"final checkpoint: {result['final']}")
         print(f"metrics: {result['metrics']}")
+    return 0
+
+
+def run_region(args) -> int:
+    """--stage region: one command from a trained checkpoint to a checkpoint with a region gate."""
+    from dynmm_edge.errors import DynMMError
+    from dynmm_edge.train.region import RegionTrainConfig, train_region
+
+    try:
+        extra = {"data": args.data} if args.data else {}
+        cfg = RegionTrainConfig(init_from=args.init_from, out=args.out, tile=args.tile, price=args.price,
+                                epochs=args.region_epochs, batch_size=args.batch_size or 8,
+                                seed=args.seed, threads=args.threads, progress=not args.no_progress, **extra)
+        result = train_region(cfg)
+    except (DynMMError, ValueError) as exc:
+        print(f"dynmm-edge train: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"region stage: {result['steps']} steps in {result['seconds']:.0f} s, mean keep share "
+          f"{result['keep_share_mean']:.2f}")
+    print(f"final checkpoint: {result['final']}")
     return 0
