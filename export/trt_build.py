@@ -154,6 +154,134 @@ def _fp16_onnx_for_trt11(onnx_path: Path, cache_dir: Path, info: OnnxInfo) -> Tu
     return out, out.read_bytes()
 
 
+@dataclass(frozen=True)
+class BuildPlan:
+    """How precision reaches TensorRT, decided from the version alone (pure; see decide_build)."""
+    builder_flags: Tuple[str, ...] = ()      # BuilderFlag member names to set
+    network_flags: Tuple[str, ...] = ()      # NetworkDefinitionCreationFlag member names to set
+    strongly_typed: bool = False             # precision comes from the ONNX types
+    convert_fp16: bool = False               # TensorRT 11: make an FP16 ONNX first (no FP16 flag)
+    calibrate: bool = False                  # legacy implicit INT8 calibration (8.x / 10 only)
+
+
+def decide_build(api: TrtApi, precision: str, *, onnx_fp16: bool, onnx_qdq: bool, calibrator: bool,
+                 name: str = "the ONNX") -> BuildPlan:
+    """The precision decision table: (TensorRT generation, requested precision, what the ONNX carries)
+    -> builder flags / strongly typed / FP16 conversion / refusal (BackendError). No TensorRT calls."""
+    if precision not in PRECISIONS:
+        raise BackendError(f"unknown precision {precision!r} for {name}; choose one of {PRECISIONS}")
+    net = ("EXPLICIT_BATCH",) if api.explicit_batch_flag else ()
+    if precision == "int8" and not onnx_qdq:
+        if not calibrator:
+            raise BackendError(f"{name}: INT8 needs a Q/DQ (explicitly quantised) ONNX; this one has no "
+                               f"QuantizeLinear nodes. Quantise it (calibration/) or pass a legacy calibrator "
+                               f"(TensorRT 8.5/10 only)")
+        if not (api.precision_flags and api.calibrators):
+            raise BackendError(f"TensorRT {api.version} removed implicit INT8 calibration: build {name} "
+                               f"from a Q/DQ ONNX instead")
+        return BuildPlan(builder_flags=("INT8",), network_flags=net, calibrate=True)
+    if api.major >= 11:  # always strongly typed; the deprecated flag is not set
+        return BuildPlan(network_flags=net, strongly_typed=True, convert_fp16=precision == "fp16" and not onnx_fp16)
+    carries = precision == "fp32" or (precision == "fp16" and onnx_fp16) or (precision == "int8" and onnx_qdq)
+    if api.major >= 10 and api.strongly_typed_flag and carries:
+        return BuildPlan(network_flags=net + ("STRONGLY_TYPED",), strongly_typed=True)
+    flags = {"fp16": ("FP16",), "int8": ("INT8",)}.get(precision, ())  # Q/DQ on 8.x still needs INT8
+    if flags and not api.precision_flags:
+        raise BackendError(f"TensorRT {api.version} has no BuilderFlag.{flags[0]}")
+    return BuildPlan(builder_flags=flags, network_flags=net)
+
+
+def _target_gpu(gpu: Optional[Dict[str, str]]) -> Dict[str, str]:
+    if gpu is not None:
+        return gpu
+    from dynmm_edge.backends.cuda_buffers import open_device
+    dev = open_device("auto")
+    try:
+        return dev.describe()
+    finally:
+        dev.close()
+
+
+def _cached_engine(engine_path: Path, key: str) -> bool:
+    """True when engine_path and its sidecar exist and match the key and the engine bytes."""
+    if not (engine_path.is_file() and sidecar_path(engine_path).is_file()):
+        return False
+    try:
+        side = json.loads(sidecar_path(engine_path).read_text())
+        if side.get("key") == key and side.get("engine_sha256") == sha256_file(engine_path):
+            return True
+    except (ValueError, OSError):
+        pass  # unreadable sidecar: rebuild
+    log.warning("engine cache entry %s is stale or damaged; rebuilding", engine_path)
+    return False
+
+
+def _make_network(trt, builder, plan: BuildPlan, logger, parse_path: Path, parse_data: bytes, api: TrtApi):
+    """Network with the plan's creation flags, parsed from the ONNX; returns (network, flags int)."""
+    ncf = trt.NetworkDefinitionCreationFlag
+    net_flags = 0
+    for name in plan.network_flags:
+        net_flags |= 1 << int(getattr(ncf, name))
+    network = builder.create_network(net_flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(parse_data, str(parse_path)):  # the path lets external weights resolve
+        raise BackendError(_parser_errors(parser, parse_path, parse_data, api))
+    return network, net_flags
+
+
+def _batch_profiles(builder, config, network, profile: BatchProfile, plan: BuildPlan, calibrator,
+                    onnx_name: str) -> None:
+    """One optimisation profile for a dynamic batch (and the calibration profile for 8.x/10 calibration)."""
+    dynamic = False
+    opt_profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        t = network.get_input(i)
+        shape = tuple(int(d) for d in t.shape)
+        if -1 in shape[1:]:
+            raise BackendError(f"{onnx_name}: input '{t.name}' has dynamic non-batch dimensions {shape}; "
+                               f"only the batch dimension may be dynamic")
+        if shape and shape[0] == -1:
+            dynamic = True
+            rest = shape[1:]
+            opt_profile.set_shape(t.name, (profile.min,) + rest, (profile.opt,) + rest, (profile.max,) + rest)
+    if not dynamic:
+        return
+    config.add_optimization_profile(opt_profile)
+    if plan.calibrate:
+        # implicit calibration of a dynamic-batch network runs at the calibrator's fixed batch size
+        bs = int(calibrator.get_batch_size())
+        calib_profile = builder.create_optimization_profile()
+        for i in range(network.num_inputs):
+            t = network.get_input(i)
+            shape = (bs,) + tuple(int(d) for d in t.shape)[1:]
+            calib_profile.set_shape(t.name, shape, shape, shape)
+        config.set_calibration_profile(calib_profile)
+
+
+def _make_config(trt, builder, network, plan: BuildPlan, workspace_mb: int, profile: BatchProfile,
+                 calibrator, onnx_name: str):
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
+    for name in plan.builder_flags:
+        config.set_flag(getattr(trt.BuilderFlag, name))
+    if plan.calibrate:
+        config.int8_calibrator = calibrator
+    _batch_profiles(builder, config, network, profile, plan, calibrator, onnx_name)
+    return config
+
+
+def _attach_timing_cache(config, timing_file: Optional[Path]) -> None:
+    if timing_file is None:
+        return
+    blob = timing_file.read_bytes() if timing_file.is_file() else b""
+    try:
+        cache = config.create_timing_cache(blob)
+    except Exception as exc:  # noqa: BLE001 - a foreign or damaged cache must not block the build
+        log.warning("timing cache %s unusable (%s); starting a fresh one", timing_file, exc)
+        cache = config.create_timing_cache(b"")
+    config.set_timing_cache(cache, False)
+
+
 def build_engine(onnx_path, precision: str = "fp32", *, trt_module=None, workspace_mb: int = 1024,
                  profile: Optional[BatchProfile] = None, timing_cache_path=None, cache_dir=None,
                  branch: Optional[str] = None, gpu: Optional[Dict[str, str]] = None, calibrator=None,
@@ -175,118 +303,33 @@ def build_engine(onnx_path, precision: str = "fp32", *, trt_module=None, workspa
     except FileNotFoundError:
         raise BackendError(f"ONNX file {onnx_path} does not exist") from None
     info = inspect_onnx(data)
-    if gpu is None:
-        from dynmm_edge.backends.cuda_buffers import open_device
-        dev = open_device("auto")
-        try:
-            gpu = dev.describe()
-        finally:
-            dev.close()
+    gpu = _target_gpu(gpu)
     branch = branch or onnx_path.stem
     cache_dir = Path(cache_dir) if cache_dir is not None else onnx_path.parent / "trt_engines"
-    if profile is None:
-        profile = BatchProfile()
-
+    profile = profile or BatchProfile()
     key, fields = engine_cache_key(info.sha256, api.version, gpu["name"], gpu["compute_capability"],
                                    precision, profile, workspace_mb)
     engine_path = cache_dir / f"{branch}.{key[:16]}.engine"
-    if not rebuild and engine_path.is_file() and sidecar_path(engine_path).is_file():
-        try:
-            side = json.loads(sidecar_path(engine_path).read_text())
-            if side.get("key") == key and side.get("engine_sha256") == sha256_file(engine_path):
-                return engine_path
-        except (ValueError, OSError):
-            pass  # unreadable sidecar: rebuild
-        log.warning("engine cache entry %s is stale or damaged; rebuilding", engine_path)
+    if not rebuild and _cached_engine(engine_path, key):
+        return engine_path
     if not allow_build:
         raise BackendError(f"no valid cached engine for branch '{branch}' ({precision}, TensorRT {api.version}, "
                            f"{gpu['name']} sm{gpu['compute_capability']}): expected {engine_path}; "
                            f"build it on this device first")
-
-    # --- decide how precision reaches TensorRT ---------------------------------------------
-    flags, strongly, parse_path, parse_data = [], False, onnx_path, data
-    if precision == "int8" and not info.has_qdq:
-        if calibrator is None:
-            raise BackendError(f"{onnx_path.name}: INT8 needs a Q/DQ (explicitly quantised) ONNX; this one has no "
-                               f"QuantizeLinear nodes. Quantise it (calibration/) or pass a legacy calibrator "
-                               f"(TensorRT 8.5/10 only)")
-        if not (api.precision_flags and api.calibrators):
-            raise BackendError(f"TensorRT {api.version} removed implicit INT8 calibration: build {onnx_path.name} "
-                               f"from a Q/DQ ONNX instead")
-        flags = ["INT8"]
-    elif api.major >= 11:
-        if precision == "fp16" and not info.is_fp16:
-            parse_path, parse_data = _fp16_onnx_for_trt11(onnx_path, cache_dir, info)
-        strongly = True  # always on in 11; the deprecated flag is not set
-    else:
-        carries = (precision == "fp32" or (precision == "fp16" and info.is_fp16)
-                   or (precision == "int8" and info.has_qdq))
-        if api.major >= 10 and api.strongly_typed_flag and carries:
-            strongly = True
-        elif precision == "fp16":
-            flags = ["FP16"]
-        elif precision == "int8":
-            flags = ["INT8"]  # explicit Q/DQ on 8.x still needs the INT8 flag
-    if flags and not api.precision_flags:
-        raise BackendError(f"TensorRT {api.version} has no BuilderFlag.{flags[0]}")
-
-    # --- network ------------------------------------------------------------------------------
+    plan = decide_build(api, precision, onnx_fp16=info.is_fp16, onnx_qdq=info.has_qdq,
+                        calibrator=calibrator is not None, name=onnx_path.name)
+    parse_path, parse_data = onnx_path, data
+    if plan.convert_fp16:
+        parse_path, parse_data = _fp16_onnx_for_trt11(onnx_path, cache_dir, info)
     logger = _make_logger(trt, log_severity)
     builder = trt.Builder(logger)
-    net_flags = 0
-    ncf = trt.NetworkDefinitionCreationFlag
-    if api.explicit_batch_flag:
-        net_flags |= 1 << int(ncf.EXPLICIT_BATCH)
-    if strongly and api.major == 10:
-        net_flags |= 1 << int(ncf.STRONGLY_TYPED)
-    network = builder.create_network(net_flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(parse_data, str(parse_path)):  # the path lets external weights resolve
-        raise BackendError(_parser_errors(parser, parse_path, parse_data, api))
-
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
-    for f in flags:
-        config.set_flag(getattr(trt.BuilderFlag, f))
-    if calibrator is not None and flags == ["INT8"] and not info.has_qdq:
-        config.int8_calibrator = calibrator
-
-    dynamic = False
-    opt_profile = builder.create_optimization_profile()
-    for i in range(network.num_inputs):
-        t = network.get_input(i)
-        shape = tuple(int(d) for d in t.shape)
-        if -1 in shape[1:]:
-            raise BackendError(f"{onnx_path.name}: input '{t.name}' has dynamic non-batch dimensions {shape}; "
-                               f"only the batch dimension may be dynamic")
-        if shape and shape[0] == -1:
-            dynamic = True
-            rest = shape[1:]
-            opt_profile.set_shape(t.name, (profile.min,) + rest, (profile.opt,) + rest, (profile.max,) + rest)
-    if dynamic:
-        config.add_optimization_profile(opt_profile)
-        if config_has_calibrator(config) and hasattr(config, "set_calibration_profile"):
-            # implicit calibration of a dynamic-batch network runs at the calibrator's fixed batch size
-            bs = int(calibrator.get_batch_size())
-            calib_profile = builder.create_optimization_profile()
-            for i in range(network.num_inputs):
-                t = network.get_input(i)
-                shape = (bs,) + tuple(int(d) for d in t.shape)[1:]
-                calib_profile.set_shape(t.name, shape, shape, shape)
-            config.set_calibration_profile(calib_profile)
-
+    network, net_flags = _make_network(trt, builder, plan, logger, parse_path, parse_data, api)
+    config = _make_config(trt, builder, network, plan, workspace_mb, profile, calibrator, onnx_path.name)
     timing_file = None
     if timing_cache_path is not False:
         timing_file = (Path(timing_cache_path) if timing_cache_path is not None else
                        cache_dir / f"timing.trt{api.version}.{_slug(gpu['name'])}.sm{gpu['compute_capability']}.cache")
-        blob = timing_file.read_bytes() if timing_file.is_file() else b""
-        try:
-            cache = config.create_timing_cache(blob)
-        except Exception as exc:  # noqa: BLE001 - a foreign or damaged cache must not block the build
-            log.warning("timing cache %s unusable (%s); starting a fresh one", timing_file, exc)
-            cache = config.create_timing_cache(b"")
-        config.set_timing_cache(cache, False)
-
+    _attach_timing_cache(config, timing_file)
     serialized = builder.build_serialized_network(network, config)
     calib_error = getattr(calibrator, "error", None)
     if calib_error is not None:
@@ -297,19 +340,14 @@ def build_engine(onnx_path, precision: str = "fp32", *, trt_module=None, workspa
     blob = bytes(serialized)
     if timing_file is not None and config.get_timing_cache() is not None:
         write_bytes(timing_file, bytes(config.get_timing_cache().serialize()))
-
     write_bytes(engine_path, blob)
     side = {"format": SIDECAR_FORMAT, "format_version": SIDECAR_VERSION, "branch": branch, "key": key,
-            **fields, "onnx_file": onnx_path.name, "built_from": parse_path.name, "strongly_typed": strongly,
-            "builder_flags": flags, "network_flags": net_flags, "explicit_qdq": info.has_qdq,
-            "calibrated": bool(flags == ["INT8"] and not info.has_qdq),
+            **fields, "onnx_file": onnx_path.name, "built_from": parse_path.name,
+            "strongly_typed": plan.strongly_typed, "builder_flags": list(plan.builder_flags),
+            "network_flags": net_flags, "explicit_qdq": info.has_qdq, "calibrated": plan.calibrate,
             "engine_bytes": len(blob), "engine_sha256": hashlib.sha256(blob).hexdigest()}
     write_json(sidecar_path(engine_path), side)
     return engine_path
-
-
-def config_has_calibrator(config) -> bool:
-    return getattr(config, "int8_calibrator", None) is not None
 
 
 def read_sidecar(engine_path) -> Optional[Dict[str, Any]]:

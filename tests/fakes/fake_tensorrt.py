@@ -155,8 +155,8 @@ def make_fake_trt(version: str = "10.3.0"):
         num_inputs = property(lambda self: len(self._inputs))
         num_outputs = property(lambda self: len(self._outputs))
 
-        def get_input(self, i):
-            return self._inputs[i]
+        def get_input(self, index):
+            return self._inputs[index]
 
         def get_output(self, i):
             return self._outputs[i]
@@ -204,8 +204,8 @@ def make_fake_trt(version: str = "10.3.0"):
 
         num_errors = property(lambda self: len(self._errors))
 
-        def get_error(self, i):
-            return self._errors[i]
+        def get_error(self, index):
+            return self._errors[index]
 
         def clear_errors(self):
             self._errors = []
@@ -246,11 +246,11 @@ def make_fake_trt(version: str = "10.3.0"):
         def __init__(self):
             self.shapes = {}
 
-        def set_shape(self, name, min, opt, max):  # noqa: A002 - TensorRT's keyword names
+        def set_shape(self, input, min, opt, max):  # noqa: A002 - TensorRT's keyword names
             mn, op, mx = tuple(min), tuple(opt), tuple(max)
             if not (len(mn) == len(op) == len(mx)) or any(a > b or b > c for a, b, c in zip(mn, op, mx)):
-                raise ValueError(f"invalid profile for {name}: {mn} {op} {mx}")
-            self.shapes[name] = (mn, op, mx)
+                raise ValueError(f"invalid profile for {input}: {mn} {op} {mx}")
+            self.shapes[input] = (mn, op, mx)
 
         def get_shape(self, name):
             return list(self.shapes[name])
@@ -270,7 +270,18 @@ def make_fake_trt(version: str = "10.3.0"):
             self.entries.clear()
             return True
 
+    config_fields = {"flags", "pool_limits", "profiles", "timing_cache"}
+    if major < 11:
+        config_fields |= {"int8_calibrator", "calibration_profile"}
+    if major < 10:
+        config_fields |= {"max_workspace_size"}
+
     class IBuilderConfig:
+        def __setattr__(self, name, value):  # like pybind11: an attribute this version lacks cannot be set
+            if name not in config_fields:
+                raise AttributeError(f"'tensorrt.IBuilderConfig' object has no attribute '{name}' (TensorRT {version})")
+            object.__setattr__(self, name, value)
+
         def __init__(self):
             self.flags = set()
             self.pool_limits = {}
@@ -292,8 +303,8 @@ def make_fake_trt(version: str = "10.3.0"):
         def get_flag(self, flag):
             return BuilderFlag(flag) in self.flags
 
-        def set_memory_pool_limit(self, pool, size):
-            self.pool_limits[MemoryPoolType(pool)] = int(size)
+        def set_memory_pool_limit(self, pool, pool_size):
+            self.pool_limits[MemoryPoolType(pool)] = int(pool_size)
 
         def get_memory_pool_limit(self, pool):
             return self.pool_limits.get(MemoryPoolType(pool), 0)
@@ -309,8 +320,8 @@ def make_fake_trt(version: str = "10.3.0"):
             def get_calibration_profile(self):
                 return self.calibration_profile
 
-        def create_timing_cache(self, data):
-            data = bytes(data)
+        def create_timing_cache(self, serialized_timing_cache):
+            data = bytes(serialized_timing_cache)
             if not data:
                 return ITimingCache({})
             blob = json.loads(data.decode())
@@ -473,8 +484,8 @@ def make_fake_trt(version: str = "10.3.0"):
                 raise KeyError(f"no tensor named {name}")  # real TRT logs and returns invalid values
             return self._by_name[name]
 
-        def get_tensor_name(self, i):
-            return self._io[i][0]
+        def get_tensor_name(self, index):
+            return self._io[index][0]
 
         def get_tensor_mode(self, name):
             return self._t(name)[1] if name in self._by_name else TensorIOMode.NONE
@@ -503,6 +514,9 @@ def make_fake_trt(version: str = "10.3.0"):
 
             def binding_is_input(self, i):
                 return self._io[i][1] == TensorIOMode.INPUT
+
+            def get_binding_index(self, name):
+                return next((i for i, t in enumerate(self._io) if t[0] == name), -1)
 
     class IExecutionContext:
         def __init__(self, engine):
@@ -551,10 +565,10 @@ def make_fake_trt(version: str = "10.3.0"):
                 self._out_shape_cache[key] = {o.name: tuple(v.shape) for o, v in zip(e._sess.get_outputs(), outs)}
             return self._out_shape_cache[key][name]
 
-        def set_tensor_address(self, name, ptr):
+        def set_tensor_address(self, name, memory):
             if self.engine.get_tensor_mode(name) == TensorIOMode.NONE:
                 return False
-            self._addr[name] = int(ptr)
+            self._addr[name] = int(memory)
             return True
 
         def get_tensor_address(self, name):
@@ -586,8 +600,8 @@ def make_fake_trt(version: str = "10.3.0"):
         def __init__(self, logger):
             self.logger = logger
 
-        def deserialize_cuda_engine(self, data):
-            data = bytes(data)
+        def deserialize_cuda_engine(self, serialized_engine):
+            data = bytes(serialized_engine)
             try:
                 if not data.startswith(MAGIC):
                     raise ValueError("bad magic")
