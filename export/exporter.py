@@ -115,6 +115,11 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
                 "inputs": [_spec(n, examples[n], dynamic_batch) for n in b.input_names],
                 "outputs": [_spec(n, examples[n], dynamic_batch) for n in b.output_names],
                 "macs": int(costs["branches"][b.name]["macs"]), "params": int(costs["branches"][b.name]["params"])})
+        regions = None
+        if getattr(net, "region", None) is not None:  # optional region branches + manifest 'regions'
+            from dynmm_edge.export.region_export import export_region
+            region_entries, regions = export_region(net, tmp, opset, _spec, export_branch_onnx, check_model, say)
+            entries += region_entries
         preprocess = dict(meta.get("preprocess", {}))
         preprocess.update(height=cfg.height, width=cfg.width)
         meta = {**meta, "preprocess": preprocess}
@@ -142,6 +147,8 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
             "checkpoint": {"file": "model.pt", "sha256": sha256_file(tmp / "model.pt")},
             "created_by": {"dynmm_edge": __version__, "torch": torch.__version__, "opset": opset},
         }
+        if regions is not None:
+            manifest["regions"] = regions
         parse_manifest(manifest, tmp)  # validate before it becomes visible
         from dynmm_edge.atomic import write_json
         write_json(tmp / "manifest.json", manifest)

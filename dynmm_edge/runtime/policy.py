@@ -170,6 +170,9 @@ def make_policy(spec: str) -> GatePolicy:
     """Parse 'argmax', 'bias:0.5', 'hysteresis:0.3[+bias:0.5]', 'fixed:full|rgb|N', 'budget:0.4', 'budget-ms:25'."""
     spec = (spec or "argmax").strip()
     name, _, arg = spec.partition(":")
+    if name.startswith("region"):  # region:T, region-share:F, region-entropy:F (tile masks, not paths)
+        from dynmm_edge.runtime.region import make_region_policy
+        return make_region_policy(spec)
     try:
         if name == "argmax" and not arg:
             return ArgmaxPolicy()
@@ -190,8 +193,9 @@ def make_policy(spec: str) -> GatePolicy:
     except ValueError:
         pass
     raise DynMMError(f"unknown policy {spec!r}; use argmax, bias:B, hysteresis:M[+bias:B], fixed:full|rgb|N, "
-                     f"budget:FRACTION or budget-ms:MS")
+                     f"budget:FRACTION, budget-ms:MS, region:T, region-share:F or region-entropy:F")
 
 
 def policy_names() -> Tuple[str, ...]:
-    return ("argmax", "bias:B", "hysteresis:M", "fixed:full|rgb|N", "budget:F", "budget-ms:MS")
+    return ("argmax", "bias:B", "hysteresis:M", "fixed:full|rgb|N", "budget:F", "budget-ms:MS",
+            "region:T", "region-share:F", "region-entropy:F")

@@ -97,7 +97,17 @@ class Session:
             policy = self.manifest.gate.get("default_policy", "argmax")
         if isinstance(policy, str):
             policy = make_policy(policy)
-        return policy.bind(self.manifest.path_values, self.depth_cost)
+        policy = policy.bind(self.manifest.path_values, self.depth_cost)
+        self.region = None
+        if getattr(policy, "needs_region_gate", None) is not None:  # a region policy
+            from dynmm_edge.manifest import region_spec
+            spec = region_spec(self.manifest)
+            if spec is None:
+                raise DynMMError(f"policy {policy.name}: model '{self.manifest.name}' has no region gate (no 'regions' "
+                                 f"in its manifest); train one with `dynmm-edge train --stage region --init-from "
+                                 f"CKPT` and export it")
+            self.region_spec = spec
+        return policy
 
     def set_policy(self, policy) -> None:
         self.policy = self._bind_policy(policy)
@@ -152,6 +162,8 @@ class Session:
         rgb, depth = preprocess(frame.rgb, frame.depth, frame.depth_scale_m, self.preprocess_cfg,
                                 frame_id=frame.frame_id)
         t_pre = (time.perf_counter() - t0) * 1e3
+        if path is None and getattr(self.policy, "needs_region_gate", None) is not None:
+            return self._infer_region(frame, rgb, depth, t0, t_pre, return_logits)
         outputs, path, times, (ran, gate_logits) = self.run_tensors(rgb, depth, path, return_logits)
         times["preprocess"] = t_pre
         times["total"] = (time.perf_counter() - t0) * 1e3
@@ -172,6 +184,33 @@ class Session:
         return result
 
     __call__ = infer
+
+    def run_region(self, rgb: np.ndarray, depth: np.ndarray, mask=None):
+        """Region mode on preprocessed inputs: (outputs, times, branches run, tile mask); mask None = policy."""
+        if getattr(self, "region", None) is None:
+            from dynmm_edge.manifest import region_spec
+            from dynmm_edge.runtime.region import RegionExecutor
+            spec = region_spec(self.manifest)
+            if spec is None:
+                raise DynMMError(f"model '{self.manifest.name}' has no region gate (no 'regions' in its manifest)")
+            self.region = RegionExecutor(self, spec)
+        return self.region.run(self.policy, rgb, depth, mask)
+
+    def _infer_region(self, frame, rgb, depth, t0, t_pre, return_logits) -> Result:
+        outputs, times, ran, mask = self.run_region(rgb, depth)
+        times["preprocess"] = t_pre
+        times["total"] = (time.perf_counter() - t0) * 1e3
+        spec = self.region_spec
+        macs = spec.depth_macs(int(mask.sum()))
+        result = Result(frame_id=frame.frame_id, labels=outputs["labels"][0], path=self.manifest.full_path,
+                        times_ms=times, branches_run=tuple(ran), depth_macs=macs,
+                        depth_fraction=macs / max(float(spec.macs["full_depth_macs"]), 1.0), frame=frame,
+                        tile_mask=mask, tile_size=spec.tile)
+        if return_logits:
+            result.logits = outputs["logits"]
+        self.frames += 1
+        self.policy.observe(result)
+        return result
 
     def close(self) -> None:
         for r in getattr(self, "runners", {}).values():
