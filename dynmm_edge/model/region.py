@@ -115,8 +115,9 @@ def expand_mask(mask: Tensor, grid: TileGrid, stride: int) -> Tensor:
 def masked_se_depth(se: nn.Module, x: Tensor, pixel_mask: Tensor) -> Tensor:
     """SE on a sparse depth map: x * fc(sum(x * m) / area(m)); zero where (and when) nothing is active."""
     x = x * pixel_mask
-    area = pixel_mask.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)
-    pooled = x.sum(dim=(2, 3), keepdim=True) / area
+    # sum/area written as mean/mean: ReduceMean is in every TensorRT parser's op set (ReduceSum is not checked)
+    share = pixel_mask.mean(dim=(2, 3), keepdim=True).clamp_min(1e-6)  # no tile: x is 0, so pooled is 0
+    pooled = x.mean(dim=(2, 3), keepdim=True) / share
     return x * se.fc(pooled)
 
 
