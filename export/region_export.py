@@ -125,3 +125,15 @@ def export_region(net, tmp: Path, opset: int, spec, export_onnx, check_model, sa
                "macs": {k: table[k] for k in ("dense_macs", "per_tile_macs", "se_macs", "gate_macs",
                                               "full_depth_macs")}}
     return entries, regions
+
+
+def tile_profile(buckets, typical_share: float = 0.3):
+    """TensorRT batch profile for a tile-batch engine: min 1, max = all tiles, kernels tuned (opt) for the
+    bucket that holds a typical active share. Buckets inside [min, max] reuse this one profile; a CUDA
+    graph per bucket (static shapes) is captured at start-up on GPU backends."""
+    from dynmm_edge.export.trt_build import BatchProfile
+    from dynmm_edge.runtime.tiles import bucket_for
+
+    buckets = sorted(int(b) for b in buckets)
+    opt = bucket_for(max(1, int(round(typical_share * buckets[-1]))), buckets)
+    return BatchProfile(min=1, opt=opt, max=buckets[-1])
