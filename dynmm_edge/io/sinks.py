@@ -97,6 +97,8 @@ class _Renderer:
         lines = [f"FPS {fps:5.1f}" + (f"  total {total:.1f} ms" if total is not None else ""),
                  f"frame {result.frame_id}  path {result.path}  depth {result.depth_macs / 1e9:.2f} GMAC",
                  f"depth compute skipped: {share:4.1f}%"]
+        if result.tile_mask is not None:
+            lines.append(f"depth tiles active: {100.0 * result.active_share:4.1f}%")
         return lines
 
     def render(self, result: Result) -> np.ndarray:
@@ -107,6 +109,9 @@ class _Renderer:
             img = colorize(labels, self.palette)
         else:
             img = overlay(rgb, labels, self.palette, self.alpha)
+        if result.tile_mask is not None:  # region mode: outline the tiles whose depth ran
+            from dynmm_edge.viz.overlay import draw_tiles
+            img = draw_tiles(img, result.tile_mask)
         if self.hud:
             img = draw_hud(img, self.hud_lines(result))
         return img
@@ -285,6 +290,9 @@ class JsonlSink(Sink):
                "branches_run": list(result.branches_run),
                "times_ms": {k: float(v) for k, v in result.times_ms.items()},
                "depth_macs": float(result.depth_macs)}
+        if result.tile_mask is not None:  # region mode
+            rec["active_share"] = float(result.active_share)
+            rec["tile_mask"] = np.asarray(result.tile_mask, dtype=np.uint8).tolist()
         if self.gate_probs and result.gate_probs is not None:
             rec["gate_probs"] = np.asarray(result.gate_probs, dtype=np.float64).tolist()
         self._fh.write(json.dumps(rec, allow_nan=False) + "\n")
