@@ -2,7 +2,7 @@
 
   python scripts/bench_regions.py --model demo --json docs/results/region_bench.json [--r34]
 
---r34 adds the esanet-r34-nbt1d-nyuv2 preset at 480x640 with 64-px tiles and RANDOM weights (marked
+--r34 adds the esanet-r34-nbt1d-nyuv2 preset at 480x640 with 32-px tiles (the 15x20 grid at 1/32 admits only 32 or 160 px) and RANDOM weights (marked
 untrained: timing only). The machine is recorded in the JSON (bench.env).
 """
 import argparse
@@ -27,7 +27,7 @@ def r34_folder(tmp: Path) -> Path:
     from dynmm_edge.model.presets import get_preset
 
     torch.manual_seed(0)
-    net = DynMMNet(get_preset("esanet-r34-nbt1d-nyuv2").replace(region_tile=64)).eval()
+    net = DynMMNet(get_preset("esanet-r34-nbt1d-nyuv2").replace(region_tile=32)).eval()
     export_model((net, default_meta("esanet-r34-nbt1d-nyuv2")), tmp / "r34_region")
     return tmp / "r34_region"
 
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
             folder = r34_folder(Path(tmp))
             report["r34_480x640"] = dict(curve_for(folder, frames(args.r34_frames, 640, 480), DEFAULT_SHARES,
                                                    max(1, args.repeats - 1), args.threads),
-                                         model="esanet-r34-nbt1d-nyuv2 + 64-px region tiles", input="640x480",
+                                         model="esanet-r34-nbt1d-nyuv2 + 32-px region tiles", input="640x480",
                                          weights="random (untrained): timing only")
     write_json(args.json, report)
     for key in ("demo", "r34_480x640"):

@@ -24,7 +24,7 @@ def build(model: str, r34: bool):
 
     if r34:
         torch.manual_seed(0)
-        return DynMMNet(get_preset("esanet-r34-nbt1d-nyuv2").replace(region_tile=64)).eval(), "random (untrained)"
+        return DynMMNet(get_preset("esanet-r34-nbt1d-nyuv2").replace(region_tile=32)).eval(), "random (untrained)"
     net, _ = load_model(model)
     if net.region is None:
         net = with_region(net, 32)
