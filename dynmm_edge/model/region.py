@@ -30,6 +30,8 @@ from dynmm_edge.runtime.tiles import TileGrid, window_layout, window_origins
 Tensor = torch.Tensor
 TILE_STAGES = (1, 2, 3, 4)
 STAGE_STRIDES = (2, 4, 8, 16, 32)  # output stride of depth stages 0..4
+TRUNK_MODULES = ("encoder_rgb", "se_layer0", "se_layer1", "se_layer2", "se_layer3", "se_layer4", "skip_layer1",
+                 "skip_layer2", "skip_layer3", "context_module", "decoder")
 
 
 def _pair(v):
@@ -85,6 +87,9 @@ class RegionHead(nn.Module):
         enc = net.encoder_depth
         self.layers = nn.ModuleList(copy.deepcopy(getattr(enc, f"layer{i}")) for i in TILE_STAGES)
         self.se_depth = nn.ModuleList(copy.deepcopy(getattr(net, f"se_layer{i}").se_depth) for i in TILE_STAGES)
+        # region mode's own trunk (RGB encoder, fusions' RGB side, skips, context, decoder): the dense trunk
+        # never saw spatially sparse depth; a copy fine-tuned for it keeps every static path bit-identical
+        self.trunk = nn.ModuleDict({name: copy.deepcopy(getattr(net, name)) for name in TRUNK_MODULES})
         self.channels = tuple(enc.stage_channels[i] for i in TILE_STAGES)
         exact = cfg.region_halo == "exact"
         self.halos = tuple(stage_halo(layer, i == 1) if exact else 0 for i, layer in zip(TILE_STAGES, self.layers))
@@ -95,6 +100,8 @@ class RegionHead(nn.Module):
         for j, i in enumerate(TILE_STAGES):
             self.layers[j].load_state_dict(getattr(net.encoder_depth, f"layer{i}").state_dict())
             self.se_depth[j].load_state_dict(getattr(net, f"se_layer{i}").se_depth.state_dict())
+        for name in TRUNK_MODULES:
+            self.trunk[name].load_state_dict(getattr(net, name).state_dict())
 
     def tile_stage(self, i: int, x: Tensor) -> Tensor:
         """Depth stage i (1..4) on a batch of windows; stage 1 includes the max pool, as the encoder."""
@@ -182,15 +189,18 @@ def sparse_depth_features(net, d0: Tensor, mask: Tensor) -> List[Tensor]:
 
 # ----------------------------------------------------------------------------- forwards
 def region_trunk(net, rgb: Tensor, depth0: Tensor, sparse: Sequence[Tensor], mask: Tensor) -> Tensor:
-    """RGB encoder + fusions + decoder with a dense depth stem and sparse depth maps 1..4 (exported as-is)."""
+    """Region mode's trunk (the region head's copy): dense depth stem at fusion 0, sparse depth maps 1..4
+    with masked-mean SE at fusions 1..4, then context and decoder (exported as-is)."""
     head = net.region
-    f = net.fuse(0, net.rgb_stage(0, rgb), depth0)
+    t = head.trunk
+    f = t["se_layer0"](t["encoder_rgb"].forward_stage(0, rgb), depth0)
     fused = [f]
     for j, i in enumerate(TILE_STAGES):
-        r = getattr(net, f"se_layer{i}").se_rgb(net.rgb_stage(i, f))
+        r = t[f"se_layer{i}"].se_rgb(t["encoder_rgb"].forward_stage(i, f))
         f = r + masked_se_depth(head.se_depth[j], sparse[j], expand_mask(mask.to(r.dtype), head.grid, STAGE_STRIDES[i]))
         fused.append(f)
-    return net.decode(fused)
+    out = t["context_module"](fused[4])
+    return t["decoder"](out, t["skip_layer3"](fused[3]), t["skip_layer2"](fused[2]), t["skip_layer1"](fused[1]))
 
 
 def region_forward(net, rgb: Tensor, depth: Tensor, mask: Tensor) -> Tensor:

@@ -6,7 +6,8 @@ static path and the frame gate are bit-identical afterwards. Per batch:
             tile (eager model, true skipping, no grad)
   gate      BCE(keep logit, gain > price): a tile is worth its depth MACs when its gain exceeds a
             per-tile price (nats per pixel); sigmoid(logit) > 0.5 then means "worth it"
-  tiles     the tile copies of depth stages 1..4 (+ their SE) learn to work on tiles without halos:
+  tiles     the tile copies of depth stages 1..4 (+ their SE) learn to work on tiles without halos, and
+            the region trunk (a copy of the dense trunk) learns to fuse spatially sparse depth:
             CE of region_forward under masks of a per-frame target share (the tiles with the
             largest gain, share drawn from [share_min, share_max], a few random tiles swapped in)
 """
@@ -33,6 +34,7 @@ class RegionTrainConfig:
     batch_size: int = 8
     lr: float = 1e-3
     gate_lr: float = 1e-2
+    trunk_lr: float = 5e-4
     price: float = 0.25
     share_min: float = 0.15
     share_max: float = 0.6
@@ -115,10 +117,11 @@ def train_region(cfg: RegionTrainConfig) -> Dict[str, object]:
         p.requires_grad_(name.startswith("region."))
     gate_params = list(net.region.gate.parameters())
     tile_params = list(net.region.layers.parameters()) + list(net.region.se_depth.parameters())
-    opt = torch.optim.AdamW([{"params": gate_params, "lr": cfg.gate_lr}, {"params": tile_params, "lr": cfg.lr}],
-                            weight_decay=1e-4)
+    trunk_params = list(net.region.trunk.parameters())
+    opt = torch.optim.AdamW([{"params": gate_params, "lr": cfg.gate_lr}, {"params": tile_params, "lr": cfg.lr},
+                             {"params": trunk_params, "lr": cfg.trunk_lr}], weight_decay=1e-4)
     steps = cfg.epochs * ((len(ds) + cfg.batch_size - 1) // cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[cfg.gate_lr, cfg.lr], total_steps=steps, pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[cfg.gate_lr, cfg.lr, cfg.trunk_lr], total_steps=steps, pct_start=0.15)
     gen = torch.Generator().manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
