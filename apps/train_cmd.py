@@ -16,11 +16,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--tile", type=int, default=32, help="region stage: tile size in px (multiple of 32)")
     p.add_argument("--price", type=float, default=0.25,
                    help="region stage: per-tile price in nats/pixel; the gate learns 'gain of depth > price'")
-    p.add_argument("--region-epochs", type=int, default=3, help="region stage: epochs")
+    p.add_argument("--region-epochs", type=int, default=2, help="region stage: epochs")
     p.add_argument("--preset", default="demo", help="model preset (see dynmm_edge.model.presets)")
     p.add_argument("--data", default=None,
                    help="dataset folder or synthetic://?frames=N&hard_fraction=F&seed=S (default: "
-                        "synthetic://?frames=2000&hard_fraction=0.3&seed=0; region stage: 960 frames, seed 11)")
+                        "synthetic://?frames=2000&hard_fraction=0.3&seed=0; region stage: 720 frames, seed 11)")
     p.add_argument("--val-data", default="", help="optional evaluation data, evaluated at each stage end")
     p.add_argument("--epochs-stage1", type=int, default=10, help="epochs with a random path per sample")
     p.add_argument("--epochs-stage2", type=int, default=2, help="epochs with the gate trained jointly")

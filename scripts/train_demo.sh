@@ -5,6 +5,7 @@
 set -euo pipefail
 OUT=${OUT:-/tmp/demo_run3}
 GATE_OUT=${GATE_OUT:-/tmp/demo_gate_run3}
+REGION_OUT=${REGION_OUT:-/tmp/demo_region_run1}
 cd "$(dirname "$0")/.."
 
 # 1) stage I (random depth prefix per sample) + stage II (gate joint, straight-through, resource
@@ -33,3 +34,13 @@ dynmm-edge export "$OUT/demo.pt" -o dynmm_edge/assets/demo_model --force
 dynmm-edge eval dynmm_edge/assets/demo_model/model.pt \
   --data 'synthetic://?frames=400&hard_fraction=0.3&seed=4242' \
   --json docs/results/demo_eval.json --png docs/results/demo_sweep.png --sweep=-3,-2,-1,0,1,2,3 --threads 2
+
+# 4) region stage (docs/REGIONS.md): region gate + tile depth stages + region trunk on the shipped
+#    checkpoint (dense weights untouched), then ship it with its region branches and evaluate region mode
+time dynmm-edge train --stage region --init-from "$OUT/demo.pt" \
+  --data 'synthetic://?frames=720&hard_fraction=0.3&seed=11' --region-epochs 2 \
+  --seed 0 --threads 2 --no-progress --out "$REGION_OUT"
+python -c "from dynmm_edge.train.loop import pack_checkpoint; pack_checkpoint('$REGION_OUT/final.pt', '$OUT/demo_region.pt')"
+dynmm-edge export "$OUT/demo_region.pt" -o dynmm_edge/assets/demo_model --force
+dynmm-edge eval dynmm_edge/assets/demo_model/model.pt \
+  --data 'synthetic://?frames=400&hard_fraction=0.3&seed=4242' --json docs/results/demo_region_eval.json --threads 2

@@ -28,9 +28,9 @@ from dynmm_edge.model.region import region_forward
 class RegionTrainConfig:
     init_from: str
     out: str
-    data: str = "synthetic://?frames=960&hard_fraction=0.3&seed=11"
+    data: str = "synthetic://?frames=720&hard_fraction=0.3&seed=11"
     tile: int = 32
-    epochs: int = 3
+    epochs: int = 2
     batch_size: int = 8
     lr: float = 1e-3
     gate_lr: float = 1e-2
