@@ -41,6 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--r34", action="store_true")
     p.add_argument("--r34-frames", type=int, default=2)
+    p.add_argument("--no-demo", action="store_true", help="only the R34 curve")
     args = p.parse_args(argv)
 
     from dynmm_edge.atomic import write_json
@@ -53,8 +54,9 @@ def main(argv=None) -> int:
             return list(src)
 
     report = {"backend": "ort", "precision": "fp32", "threads": args.threads, "env": environment()}
-    report["demo"] = dict(curve_for(args.model, frames(args.frames, 256, 192), DEFAULT_SHARES, args.repeats,
-                                    args.threads), model=str(args.model), input="256x192")
+    if not args.no_demo:
+        report["demo"] = dict(curve_for(args.model, frames(args.frames, 256, 192), DEFAULT_SHARES, args.repeats,
+                                        args.threads), model=str(args.model), input="256x192")
     if args.r34:
         with tempfile.TemporaryDirectory() as tmp:
             folder = r34_folder(Path(tmp))

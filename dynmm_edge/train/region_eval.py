@@ -21,8 +21,7 @@ from dynmm_edge.metrics import confusion_matrix, metrics_from_confusion
 from dynmm_edge.model.region import region_costs, region_depth_macs, region_forward
 from dynmm_edge.runtime.tiles import TileGrid, tile_entropy, top_share
 
-DEFAULT_POLICIES = ("gate:0.5", "gate:0.3", "gate:0.7", "share:0.2", "share:0.3", "share:0.4",
-                    "entropy:0.3", "entropy:0.4", "oracle:0.3")
+DEFAULT_POLICIES = ("gate:0.5", "share:0.2", "share:0.3", "share:0.4", "entropy:0.3", "entropy:0.4", "oracle:0.3")
 
 
 def front_at(cost: float, points: Sequence[Tuple[float, float]]) -> float:
