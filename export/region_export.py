@@ -129,11 +129,9 @@ def export_region(net, tmp: Path, opset: int, spec, export_onnx, check_model, sa
 
 def tile_profile(buckets, typical_share: float = 0.3):
     """TensorRT batch profile for a tile-batch engine: min 1, max = all tiles, kernels tuned (opt) for the
-    bucket that holds a typical active share. Buckets inside [min, max] reuse this one profile; a CUDA
-    graph per bucket (static shapes) is captured at start-up on GPU backends."""
+    bucket that holds a typical active share. Every bucket lies inside this one profile; on GPU backends
+    a CUDA graph per bucket (static shapes) is captured at start-up."""
     from dynmm_edge.export.trt_build import BatchProfile
-    from dynmm_edge.runtime.tiles import bucket_for
+    from dynmm_edge.runtime.tiles import tile_batch_range
 
-    buckets = sorted(int(b) for b in buckets)
-    opt = bucket_for(max(1, int(round(typical_share * buckets[-1]))), buckets)
-    return BatchProfile(min=1, opt=opt, max=buckets[-1])
+    return BatchProfile(*tile_batch_range(buckets, typical_share))

@@ -136,6 +136,16 @@ class TensorRTBackend(Backend):
             self._runtime = self.trt.Runtime(_make_logger(self.trt, self.log_severity))
         return self._runtime
 
+    def _profile_for(self, branch, model_dir):
+        """Region tile-batch engines get a profile spanning the manifest's buckets; others self.profile."""
+        if branch.kind != "region" or not any(t.shape and t.shape[0] < 0 for t in branch.inputs):
+            return self.profile
+        from dynmm_edge.export.trt_build import BatchProfile
+        from dynmm_edge.manifest import load_manifest, region_spec
+        from dynmm_edge.runtime.tiles import tile_batch_range
+        spec = region_spec(load_manifest(model_dir, verify_hashes=False))
+        return BatchProfile(*tile_batch_range(spec.buckets))
+
     def engine_for(self, branch, model_dir, precision: Optional[str] = None) -> Path:
         """Path of the cached engine for a branch, building it from the branch ONNX when needed."""
         from dynmm_edge.export.trt_build import build_engine
@@ -152,7 +162,7 @@ class TensorRTBackend(Backend):
             raise BackendError(f"branch '{branch.name}': sha256 of {onnx_path.name} is {actual[:12]}..., the "
                                f"manifest says {variant.sha256[:12]}...: the model folder was modified")
         return build_engine(onnx_path, precision, trt_module=self.trt, workspace_mb=self.workspace_mb,
-                            profile=self.profile, timing_cache_path=self.timing_cache_path,
+                            profile=self._profile_for(branch, model_dir), timing_cache_path=self.timing_cache_path,
                             cache_dir=self.cache_dir or model_dir / "trt_engines", branch=branch.name,
                             gpu=self.device.describe(), log_severity=self.log_severity, allow_build=self.build)
 

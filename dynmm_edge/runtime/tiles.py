@@ -146,6 +146,13 @@ def default_buckets(count: int) -> Tuple[int, ...]:
     return tuple(out)
 
 
+def tile_batch_range(buckets: Sequence[int], typical_share: float = 0.3) -> Tuple[int, int, int]:
+    """(min, opt, max) tile-batch sizes for an engine profile: 1, the bucket of a typical share, all tiles."""
+    buckets = sorted(int(b) for b in buckets)
+    opt = bucket_for(max(1, int(round(typical_share * buckets[-1]))), buckets)
+    return 1, opt, buckets[-1]
+
+
 def tile_entropy(probs: np.ndarray, grid: TileGrid) -> np.ndarray:
     """Mean per-pixel prediction entropy of each tile: probs [C, H, W] at input resolution -> [rows, cols]."""
     probs = np.asarray(probs, dtype=np.float64)
