@@ -53,3 +53,16 @@ def test_tile_engines_build_with_profiles(region_model, tmp_path, version):
         shape = tuple(b.inputs[0].shape[1:])
         got = trt._state["configs"][-1].profiles[0].get_shape(st.input)
         assert [tuple(s) for s in got] == [(1,) + shape, (profile.opt,) + shape, (spec.count,) + shape]
+
+
+def test_tensorrt_backend_uses_the_bucket_profile_for_tile_engines(region_model, tmp_path):
+    from dynmm_edge.backends.cuda_buffers import HostDevice
+    from dynmm_edge.backends.tensorrt import TensorRTBackend
+
+    trt = fake_tensorrt.make_fake_trt("10.3.0")
+    be = TensorRTBackend(device=HostDevice(), trt_module=trt, cache_dir=tmp_path / "eng")
+    stage = region_model.branch("region_stage3")
+    be.engine_for(stage, region_model.folder)
+    shape = tuple(stage.inputs[0].shape[1:])
+    got = [tuple(s) for s in trt._state["configs"][-1].profiles[0].get_shape("tile_in_3")]
+    assert got == [(1,) + shape, (2,) + shape, (8,) + shape]  # 8 tiles: 30 % = 2.4 -> bucket 2
