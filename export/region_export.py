@@ -50,6 +50,18 @@ class _RegionTrunk(nn.Module):
         return logits, torch.argmax(logits, dim=1).to(torch.int32)
 
 
+def _params(net, name: str) -> int:
+    """Parameters a region branch owns (the wrappers hold the whole net)."""
+    head = net.region
+    if name == "region_gate":
+        mods = [head.gate]
+    elif name == "region_trunk":
+        mods = [head.trunk, head.se_depth]
+    else:
+        mods = [head.layers[int(name[-1]) - 1]]
+    return sum(p.numel() for m in mods for p in m.parameters())
+
+
 def region_branch_defs(net) -> List[Tuple[str, nn.Module, Tuple[str, ...], Tuple[str, ...], bool]]:
     """(name, module, inputs, outputs, dynamic tile batch) in execution order."""
     defs = [("region_gate", _RegionGate(net), ("rgb", "depth"), ("tile_logits",), False)]
@@ -106,7 +118,7 @@ def export_region(net, tmp: Path, opset: int, spec, export_onnx, check_model, sa
                         "variants": {"fp32": {"file": fname, "sha256": sha256_file(tmp / fname)}},
                         "inputs": [spec(n, examples[n], dynamic) for n in inputs],
                         "outputs": [spec(n, examples[n], dynamic) for n in outputs],
-                        "macs": int(macs), "params": sum(p.numel() for p in module.parameters())})
+                        "macs": int(macs), "params": _params(net, name)})
     head = net.region
     stem = "stem" if net.config.gate == "stem" else "depth0"
     stages = []
