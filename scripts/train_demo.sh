@@ -43,4 +43,4 @@ time dynmm-edge train --stage region --init-from "$OUT/demo.pt" \
 python -c "from dynmm_edge.train.loop import pack_checkpoint; pack_checkpoint('$REGION_OUT/final.pt', '$OUT/demo_region.pt')"
 dynmm-edge export "$OUT/demo_region.pt" -o dynmm_edge/assets/demo_model --force
 dynmm-edge eval dynmm_edge/assets/demo_model/model.pt \
-  --data 'synthetic://?frames=400&hard_fraction=0.3&seed=4242' --json docs/results/demo_region_eval.json --threads 2
+  --data 'synthetic://?frames=64&hard_fraction=0.3&seed=4242' --json docs/results/demo_region_eval.json --threads 2

@@ -124,3 +124,15 @@ def test_bad_regions_section_is_rejected(exported):
     data["regions"]["buckets"] = [4, 2]
     with pytest.raises(ManifestError, match="buckets"):
         parse_manifest(data, m.folder)
+
+
+def test_torch_backend_runs_region_mode(exported):
+    pytest.importorskip("torch")
+    net, m = exported
+    rgb, depth = _inputs(2)
+    mask = np.array([[False, True, True, False], [True, False, False, False]])
+    with Session(m, make_backend("torch"), policy="region-share:0.5") as s:
+        out, _, _, _ = s.run_region(rgb, depth, mask=mask)
+    eager = region_forward(net, torch.from_numpy(rgb), torch.from_numpy(depth),
+                           torch.from_numpy(mask[None].astype(np.float32))).detach().numpy()
+    assert np.abs(np.asarray(out["logits"]) - eager).max() < 1e-4
