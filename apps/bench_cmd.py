@@ -2,6 +2,9 @@
 import argparse
 import sys
 
+from dynmm_edge.apps.argtypes import non_negative_int, positive_float, positive_int
+
+DEFAULT_SOURCE = "synthetic://?frames=200&hard_fraction=0.3&seed=99"
 EPILOG = """examples:
   dynmm-edge bench demo --source synthetic://?frames=200 --json bench.json
   dynmm-edge bench models/r34 --backend trt --precision gate=fp16,depth=int8,trunk=fp16 --fps 30 --power auto \\
@@ -15,22 +18,33 @@ def add_parser(sub) -> None:
     from dynmm_edge.apps.run_cmd import add_common_runtime_args
     p = sub.add_parser("bench", help="measure latency (and energy) of static vs dynamic execution",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    p.add_argument("model", nargs="?", help="model folder, checkpoint, preset or 'demo'")
-    p.add_argument("--source", default="synthetic://?frames=200&hard_fraction=0.3&seed=99",
-                   help="frames to measure on (preloaded into memory first)")
-    p.add_argument("--frames", type=int, default=None, help="number of frames (default: all the source has)")
-    p.add_argument("--warmup", type=int, default=5, help="warm-up frames per mode")
-    p.add_argument("--block", type=int, default=10, help="frames per interleaved block")
+    from dynmm_edge.apps.common import add_json, add_model, add_source
+    add_model(p, nargs="?")
+    add_source(p, default=None, old=(), help=f"frames to measure on, preloaded into memory first (default {DEFAULT_SOURCE})")
+    p.add_argument("--frames", type=positive_int, default=None, help="number of frames (default: all the source has)")
+    p.add_argument("--warmup", type=non_negative_int, default=5, help="warm-up frames per mode")
+    p.add_argument("--block", type=positive_int, default=10, help="frames per interleaved block")
     p.add_argument("--bias", default="", help="extra dynamic modes with these bias values, e.g. 0.5,1,2")
-    p.add_argument("--fps", type=float, default=None, help="pace frames like a camera (energy includes idle gaps)")
+    p.add_argument("--fps", type=positive_float, default=None, help="pace frames like a camera (energy includes idle gaps)")
     p.add_argument("--power", default="auto", help="power meter: auto | none | ina3221 | tegrastats | nvml | rapl")
-    p.add_argument("--json", dest="json_out", default=None, help="write the report here (+ .md and .png beside)")
+    add_json(p, help="write the report here (+ .md and .png beside)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--region-frames", type=int, default=8,
                    help="models with a region gate: frames for the region break-even curve (0 = skip)")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="print the change between two reports")
     add_common_runtime_args(p)
     p.set_defaults(func=run)
+
+
+def source_record(source: str, frames: int, defaulted: bool, argv=None) -> dict:
+    """What the numbers were measured on: source URI, its seed, frames used, and the command line."""
+    import shlex
+    from urllib.parse import parse_qs, urlsplit
+    seed = None
+    if source.startswith("synthetic://"):
+        seed = int(parse_qs(urlsplit(source).query).get("seed", ["0"])[0])
+    return {"source": source, "source_defaulted": defaulted, "seed": seed, "frames": frames,
+            "command": "dynmm-edge " + " ".join(shlex.quote(str(a)) for a in (sys.argv[1:] if argv is None else argv))}
 
 
 def run(args) -> int:
@@ -45,20 +59,24 @@ def run(args) -> int:
     from dynmm_edge.bench.run import mode_policies, run_bench
     from dynmm_edge.io.sources import open_source
     from dynmm_edge.power.discover import discover
-    from dynmm_edge.runtime.session import open_session
+    from dynmm_edge.models import open_session
 
     biases = [float(b) for b in args.bias.split(",") if b.strip()]
+    source = args.source
+    if source is None:
+        source = DEFAULT_SOURCE
+        print(f"no --source given: measuring on the synthetic source {source}")
     # open the model first: a bad model name should fail before frames are loaded
     session = open_session(args.model, backend=args.backend, precision=args.precision,
                            backend_opts=backend_options(args))
-    with open_source(args.source) as src:
+    with open_source(source) as src:
         frames = []
         for f in src:
             frames.append(f)
             if args.frames and len(frames) >= args.frames:
                 break
     if not frames:
-        print(f"dynmm-edge bench: source {args.source} delivered no frames", file=sys.stderr)
+        print(f"dynmm-edge bench: source {source} delivered no frames", file=sys.stderr)
         return 1
     meter = discover(args.power)
     print(f"benchmarking on {len(frames)} frames; power meter: {meter.describe()['kind'] if meter else 'none'}")
@@ -76,8 +94,9 @@ def run(args) -> int:
     finally:
         if meter:
             meter.close()
-    if args.json_out:
-        paths = write_report(report, args.json_out, plot_png=not args.no_plot)
+    report["input"] = source_record(source, len(frames), args.source is None, getattr(args, "argv", None))
+    if args.json:
+        paths = write_report(report, args.json, plot_png=not args.no_plot)
         print("wrote " + ", ".join(str(p) for p in paths.values() if p))
     print(to_markdown(report))
     return 0

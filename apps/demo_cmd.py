@@ -5,18 +5,24 @@ travels the same pyrealsense2 playback path as a camera file), runs the shipped 
 with ONNX Runtime, writes the overlay video and per-frame stats, and prints a summary.
 """
 import argparse
+import sys
 from pathlib import Path
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="run the shipped demo model on a synthetic RealSense recording (no camera, no GPU)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="examples:\n  dynmm-edge demo\n  dynmm-edge demo --frames 300 --out demo_out --policy bias:1")
-    p.add_argument("--out", default="dynmm_demo_out", help="output folder (video, stats, summary)")
+                       epilog="examples:\n  dynmm-edge demo                  # writes ./dynmm_demo_out/\n"
+                              "  dynmm-edge demo models/r34 --frames 300 -o demo_out --policy bias:1\n"
+                              "Output folder (default ./dynmm_demo_out): demo_overlay.mp4, demo_stats.jsonl, "
+                              "demo_summary.json and the sample recording.")
+    from dynmm_edge.apps.common import add_model, add_output, deprecated_alias
+    add_model(p, nargs="?", default=argparse.SUPPRESS, help_extra=" (default: the shipped demo model)")
+    deprecated_alias(p, "--model", "the positional MODEL", "model")
+    add_output(p, default="dynmm_demo_out", help="output folder (video, stats, summary; default ./dynmm_demo_out)")
     p.add_argument("--frames", type=int, default=90, help="frames in the sample recording")
     p.add_argument("--hard-fraction", type=float, default=0.3, help="share of camouflaged/dark frames")
     p.add_argument("--seed", type=int, default=2026, help="seed of the sample recording (held out from training)")
-    p.add_argument("--model", default="demo", help="model to run (default: the shipped demo model)")
     p.add_argument("--policy", default=None, help="gate policy (see `dynmm-edge run -h`)")
     p.add_argument("--backend", default="ort", choices=["ort", "torch", "trt"])
     p.add_argument("--precision", default=None)
@@ -38,7 +44,8 @@ def make_sample_recording(path: Path, frames: int, hard_fraction: float, seed: i
 def run(args) -> int:
     from dynmm_edge.apps.run_cmd import print_summary, run_model
     from dynmm_edge.atomic import write_json
-    out = Path(args.out)
+    args.model = getattr(args, "model", None) or "demo"
+    out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     source = args.source
     if source is None:
@@ -52,4 +59,6 @@ def run(args) -> int:
     write_json(out / "demo_summary.json", summary)
     print_summary(summary)
     print(f"wrote {video}, {stats} and {out / 'demo_summary.json'}")
-    return 0
+    if summary.get("error"):
+        print(f"dynmm-edge demo: error: {summary['error']}", file=sys.stderr)
+    return summary["exit_code"]

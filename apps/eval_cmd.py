@@ -1,23 +1,63 @@
 """`dynmm-edge eval`: mIoU / pixel accuracy / path histogram / depth MACs of a checkpoint, with the
 eager torch model and true skipping; optional gate-bias sweep (JSON + PNG).
 """
+import argparse
 import sys
+from pathlib import Path
+
+SPLITS = ("test", "val", "train")  # searched in this order when --split is not given
+
+EPILOG = """examples:
+  dynmm-edge eval demo --source 'synthetic://?frames=200&seed=2026' --json eval.json
+  dynmm-edge eval runs/demo/final.pt --source data/synth --json eval.json     # test, else val, else train
+  dynmm-edge eval ckpt.pth --source data/nyuv2 --split test --sweep=-2,-1,0,1,2 --json sweep.json
+"""
+
+from dynmm_edge.apps.argtypes import positive_int
 
 
 def add_parser(subparsers) -> None:
+    from dynmm_edge.apps.common import add_json, add_model, add_source
     p = subparsers.add_parser("eval", help="evaluate a checkpoint (dynamic, rgb_only, full_depth; bias sweep)",
-                              description=__doc__)
-    p.add_argument("model", help="checkpoint (ours, ESANet or DynMM) or a preset name")
-    p.add_argument("--data", "--source", required=True, help="dataset folder or synthetic://?frames=N&hard_fraction=F&seed=S")
-    p.add_argument("--split", default="test", help="split of a dataset folder")
-    p.add_argument("--json", required=True, help="where to write the report (JSON, atomic)")
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog=EPILOG)
+    add_model(p)
+    add_source(p, required=True, help="dataset folder or synthetic://?frames=N&hard_fraction=F&seed=S")
+    p.add_argument("--split", default=None,
+                   help="split of a dataset folder (default: test, else val, else train with a note)")
+    add_json(p, required=True, help="where to write the report (JSON, atomic)")
     p.add_argument("--sweep", default="", help="comma-separated gate biases, e.g. -2,-1,0,1,2")
     p.add_argument("--png", default="", help="plot of mIoU vs depth MACs (default: JSON path with .png)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--region-policy", default="gate:0.5",
                    help="models with a region gate: policy reported as modes.region (gate:T, share:F, entropy:F)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=positive_int, default=2)
     p.set_defaults(func=run)
+
+
+def find_split(source: str, split=None):
+    """The split folder to read: the one asked for, else test / val / train (train with a note), or
+    None when `source` is itself a split (has rgb/). DataError names the splits that do exist."""
+    from dynmm_edge.errors import DataError
+    root = Path(source)
+    if str(source).startswith("synthetic://") or not root.is_dir():
+        return split  # synthetic worlds have no splits; a missing folder is reported by the reader
+    present = [s for s in SPLITS if (root / s).is_dir()]
+    others = sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "rgb").is_dir() and p.name not in SPLITS)
+    if split is not None:
+        if not (root / split).is_dir():
+            raise DataError(f"{root}: no split {split!r}; splits here: {', '.join(present + others) or 'none'}")
+        return split
+    if present:
+        if present[0] == "train":
+            print(f"dynmm-edge eval: note: {root} has no test or val split: evaluating on 'train' "
+                  "(frames the model may have been trained on)", file=sys.stderr)
+        return present[0]
+    if (root / "rgb").is_dir():
+        return None
+    if others:
+        raise DataError(f"{root}: no test, val or train split; splits here: {', '.join(others)} (pass --split)")
+    raise DataError(f"{root}: not a dataset folder: no test/, val/, train/ or rgb/ inside")
 
 
 def parse_biases(text: str):
@@ -31,7 +71,6 @@ def parse_biases(text: str):
 
 def run(args) -> int:
     import torch
-    from pathlib import Path
 
     from dynmm_edge.atomic import write_json
     from dynmm_edge.data.preprocess import PreprocessConfig
@@ -46,15 +85,16 @@ def run(args) -> int:
         model, meta = load_model(args.model)
         model.eval()
         pre = PreprocessConfig.from_dict(dict(meta["preprocess"]))
-        ds = open_dataset(args.data, pre, split=args.split, num_classes=model.config.num_classes)
-        report = evaluate(model, ds, meta["classes"], batch_size=args.batch_size, biases=biases)
+        split = find_split(args.source, args.split)
+        ds = open_dataset(args.source, pre, split=split, num_classes=model.config.num_classes)
+        report = evaluate(model, ds, meta["classes"], batch_size=args.batch_size, biases=biases, progress=True)
         if getattr(model, "region", None) is not None:
             from dynmm_edge.train.region_eval import add_region_report
             report = add_region_report(report, model, ds, meta["classes"], args.batch_size, args.region_policy)
     except (DynMMError, ValueError) as exc:
         print(f"dynmm-edge eval: error: {exc}", file=sys.stderr)
         return 2
-    report = {"model": str(args.model), "data": str(args.data), **report}
+    report = {"model": str(args.model), "data": str(args.source), "split": split, **report}
     write_json(args.json, report)
     m = report["modes"]
     for mode in ("dynamic", "rgb_only", "full_depth"):

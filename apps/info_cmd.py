@@ -1,25 +1,34 @@
-"""`dynmm-edge info CKPT_OR_PRESET`: config, parameters and MACs per branch and per path."""
+"""`dynmm-edge info MODEL`: config, parameters and MACs per branch and per path."""
+import argparse
 import json
-import sys
+
+EPILOG = """examples:
+  dynmm-edge info demo
+  dynmm-edge info esanet-r34-nbt1d-nyuv2 --json
+  dynmm-edge info dynmm-r50-nyuv2 --size 640x480          # reproduces DynMM's depth GMACs
+  dynmm-edge info esanet_cityscapes.pth --dataset cityscapes --size 1024x512
+"""
 
 
 def add_parser(subparsers) -> None:
+    from dynmm_edge.apps.common import add_import_options, add_model, add_size
     p = subparsers.add_parser("info", help="describe a model: config, params, MACs per branch and per path",
-                              description="Describe a preset or checkpoint (ours, ESANet or DynMM): config, "
-                                          "parameters and MACs per branch and per path.")
-    p.add_argument("model", metavar="CKPT_OR_PRESET", help="checkpoint file or preset name")
+                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+                              description="Describe a model (folder, checkpoint: ours, ESANet or DynMM, preset, "
+                                          "demo): config, parameters and MACs per branch and per path.")
+    add_model(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--height", type=int, default=None, help="count MACs at this input height (multiple of 32)")
-    p.add_argument("--width", type=int, default=None, help="count MACs at this input width (multiple of 32)")
+    add_size(p, help="count MACs at this input size WxH (multiples of 32)")
+    add_import_options(p)
     p.set_defaults(func=run)
 
 
-def describe(spec, height=None, width=None) -> dict:
+def describe(spec, height=None, width=None, **import_options) -> dict:
     """JSON-ready description (also used by tests and other apps)."""
     from dynmm_edge.model.checkpoints import load_model
     from dynmm_edge.model.costs import cost_report
 
-    model, meta = load_model(spec)
+    model, meta = load_model(spec, **import_options)
     report = cost_report(model, height, width)
     return {
         "spec": str(spec),
@@ -41,7 +50,7 @@ def _table(info: dict) -> str:
     lines = [f"model: {info['spec']}",
              "config: " + ", ".join(f"{k}={v}" for k, v in cfg.items()),
              f"classes ({len(info['classes'])}): {', '.join(info['classes'])}",
-             f"input {info['height']}x{info['width']}   params {info['total_params']:,}",
+             f"input {info['width']}x{info['height']} (WxH)   params {info['total_params']:,}",
              "",
              f"{'branch':<8} {'GMACs':>9} {'params':>12}"]
     for name, row in info["branches"].items():
@@ -55,12 +64,13 @@ def _table(info: dict) -> str:
 
 
 def run(args) -> int:
+    from dynmm_edge.apps.common import import_options, size_of
     from dynmm_edge.errors import DynMMError
 
+    height, width = size_of(args)
     try:
-        info = describe(args.model, args.height, args.width)
-    except (DynMMError, ValueError) as exc:
-        print(f"dynmm-edge info: {exc}", file=sys.stderr)
-        return 2
+        info = describe(args.model, height, width, **import_options(args))
+    except ValueError as exc:
+        raise DynMMError(str(exc)) from None
     print(json.dumps(info, indent=2) if args.json else _table(info))
     return 0

@@ -5,20 +5,27 @@ every source, a live RealSense included, so the file always has the same layout 
 1..N, depth_units, identity depth->colour extrinsics after alignment) and labels land in the
 sidecar. Ctrl-C ends the recording cleanly: the frames so far are written and the file finalised.
 """
+import argparse
 import signal
 import sys
 import time
 
+from dynmm_edge.apps.argtypes import non_negative_int, positive_float, positive_int
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("record", help="record a source (RealSense, folder, synthetic://) to a .db3 file",
-                              description=__doc__.splitlines()[0])
+                              description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog="examples:\n"
+                                     "  dynmm-edge record --source realsense:// -o walk.db3 --seconds 30\n"
+                                     "  dynmm-edge record --source 'synthetic://?frames=60' -o synth.db3\n"
+                                     "  dynmm-edge record --source data/nyuv2/test -o nyu_test.db3 --frames 100")
     p.add_argument("--source", required=True, help="source URI, e.g. realsense://, synthetic://?frames=100, DIR")
     p.add_argument("-o", "--output", required=True, help="output recording (.db3)")
     stop = p.add_mutually_exclusive_group()
-    stop.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
-    stop.add_argument("--frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--fps", type=int, default=0, help="frame rate stored in the file (default: the source's, else 30)")
+    stop.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds")
+    stop.add_argument("--frames", type=positive_int, default=None, help="stop after this many frames")
+    p.add_argument("--fps", type=non_negative_int, default=0, help="frame rate stored in the file (default: the source's, else 30)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
@@ -26,10 +33,12 @@ def add_parser(subparsers) -> None:
 class _Limiter:
     """Wraps the source iterator: counts, prints progress, stops on limits or on SIGINT."""
 
-    def __init__(self, source, frames, seconds, quiet, out=sys.stderr):
-        self.source, self.max_frames, self.seconds, self.quiet, self.out = source, frames, seconds, quiet, out
+    def __init__(self, source, frames, seconds, quiet, out=None):
+        self.source, self.max_frames, self.seconds, self.quiet = source, frames, seconds, quiet
+        self.out = out if out is not None else sys.stderr  # looked up per use, not bound at import
         self.count = 0
         self.interrupted = False
+        self.signum = None
         self.printed = False
         self.t0 = None
 
@@ -52,8 +61,10 @@ class _Limiter:
             if self.seconds is not None and now - self.t0 >= self.seconds:
                 break
 
-    def on_sigint(self, signum, frame):
+    def on_signal(self, signum, frame):
+        """SIGINT / SIGTERM / SIGHUP: finish the frame in hand, finalise the file, exit 128 + signal."""
         self.interrupted = True
+        self.signum = signum
 
 
 def run(args) -> int:
@@ -65,10 +76,10 @@ def run(args) -> int:
 
     out = Path(args.output)
     if out.suffix != ".db3":
-        print(f"error: {out}: output must end in .db3 (librealsense >= 2.58 records .db3 only)", file=sys.stderr)
+        print(f"dynmm-edge record: error: {out}: output must end in .db3 (librealsense >= 2.58 records .db3 only)", file=sys.stderr)
         return 2
     if args.frames is not None and args.frames < 1 or args.seconds is not None and args.seconds <= 0:
-        print("error: --frames must be >= 1 and --seconds > 0", file=sys.stderr)
+        print("dynmm-edge record: error: --frames must be >= 1 and --seconds > 0", file=sys.stderr)
         return 2
     limiter = None
     try:
@@ -77,18 +88,21 @@ def run(args) -> int:
                 print("recording until Ctrl-C", file=sys.stderr)
             fps = args.fps or int(round(getattr(source, "fps", 0) or 30))
             limiter = _Limiter(source, args.frames, args.seconds, args.quiet)
-            previous = signal.signal(signal.SIGINT, limiter.on_sigint)
+            stops = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+            previous = {sig: signal.signal(sig, limiter.on_signal) for sig in stops}
             try:
                 n = write_recording(out, limiter, fps=fps)
             finally:
-                signal.signal(signal.SIGINT, previous)
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
     except DynMMError as exc:
         if limiter is not None and limiter.printed:
             print(file=sys.stderr)
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"dynmm-edge record: error: {exc}", file=sys.stderr)
         return 1
     if limiter.printed:
         print(file=sys.stderr)
-    note = " (stopped by Ctrl-C)" if limiter.interrupted else ""
+    name = "Ctrl-C" if limiter.signum == signal.SIGINT else signal.Signals(limiter.signum).name if limiter.signum else ""
+    note = f" (stopped by {name})" if limiter.interrupted else ""
     print(f"wrote {n} frames to {out}{note}")
-    return 0
+    return 128 + int(limiter.signum) if limiter.interrupted else 0

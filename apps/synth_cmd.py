@@ -1,9 +1,20 @@
-"""`dynmm-edge synth`: write synthetic RGB-D data as a NYUv2-layout folder or a RealSense .db3 recording."""
+"""`dynmm-edge synth`: write synthetic RGB-D data as a NYUv2-layout folder, a RealSense .db3 recording
+or a rosbag2 bag shaped like realsense-ros output (MCAP or SQLite3)."""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+
+from dynmm_edge.apps.argtypes import positive_int, unit_float
+
+EPILOG = """examples:
+  dynmm-edge synth -o data/synth --frames 500 --size 320x240
+  dynmm-edge synth --format db3 -o walk.db3 --frames 300
+  dynmm-edge synth --format rosbag2 -o walk_bag --frames 60 --size 256x192 [--storage sqlite3]
+  dynmm-edge synth -o data/synth --frames 200 --split test --seed 1     # a held-out split
+  dynmm-edge eval demo --source data/synth --json eval.json            # eval finds test, else val, else train
+"""
 
 
 def _size(text: str):
@@ -17,28 +28,31 @@ def _size(text: str):
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("synth", help="generate synthetic RGB-D frames (folder or .db3 recording)",
-                              description=__doc__)
-    p.add_argument("-o", "--out", required=True, help="output folder (--format dir) or file.db3 (--format db3)")
-    p.add_argument("--frames", type=int, default=100, help="number of frames (default 100)")
-    p.add_argument("--size", type=_size, default=(320, 240), help="WxH (default 320x240)")
-    p.add_argument("--hard-fraction", type=float, default=0.3, help="share of camouflaged + dark frames")
-    p.add_argument("--format", choices=("dir", "db3"), default="dir")
+    from dynmm_edge.apps.common import add_output
+    p = subparsers.add_parser("synth", help="generate synthetic RGB-D frames (folder, .db3 recording or rosbag2)",
+                              description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_output(p, required=True,
+               help="output folder (--format dir), file.db3 (--format db3) or new bag folder (--format rosbag2)")
+    p.add_argument("--frames", type=positive_int, default=100, help="number of frames (default 100)")
+    p.add_argument("--size", type=_size, default=(320, 240), metavar="WxH", help="frame size WxH (default 320x240)")
+    p.add_argument("--hard-fraction", type=unit_float, default=0.3, help="share of camouflaged + dark frames")
+    p.add_argument("--format", choices=("dir", "db3", "rosbag2"), default="dir",
+                   help="rosbag2: /camera/camera/color/image_raw (rgb8), .../aligned_depth_to_color/image_raw "
+                        "(16UC1 mm) and camera_info, as realsense-ros 4.x publishes them")
+    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage (default mcap)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split", choices=("train", "test"), default="train", help="split folder for --format dir")
+    p.add_argument("--split", choices=("train", "val", "test"), default="train",
+                   help="split folder for --format dir (default train; `eval` reads test, else val, else train)")
     p.add_argument("--motion", choices=("walk", "still"), default=None,
                    help="video: one scene with a moving / still camera (default: independent frames "
-                        "for dir, walk for db3)")
-    p.add_argument("--fps", type=int, default=30, help="frame rate of a db3 recording")
+                        "for dir, walk for db3 and rosbag2)")
+    p.add_argument("--fps", type=positive_int, default=30, help="frame rate of a db3 recording or rosbag2 bag")
     p.set_defaults(func=run)
 
 
 def _progress(it, total, desc):
-    try:
-        from tqdm import tqdm
-        return tqdm(it, total=total, desc=desc, unit="frame", file=sys.stderr)
-    except ImportError:
-        return it
+    from dynmm_edge.io.progress import bar
+    return bar(it, total, desc)
 
 
 def run(args) -> int:
@@ -46,16 +60,16 @@ def run(args) -> int:
     from dynmm_edge.errors import DynMMError
 
     if args.frames < 1:
-        print("error: --frames must be >= 1", file=sys.stderr)
+        print("dynmm-edge synth: error: --frames must be >= 1", file=sys.stderr)
         return 2
     w, h = args.size
     try:
         cfg = SynthConfig(width=w, height=h, hard_fraction=args.hard_fraction, seed=args.seed)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"dynmm-edge synth: error: {exc}", file=sys.stderr)
         return 2
     world = SyntheticWorld(cfg)
-    motion = args.motion or ("walk" if args.format == "db3" else None)
+    motion = args.motion or ("walk" if args.format in ("db3", "rosbag2") else None)
     if motion is None:
         src = (world.frame(i) for i in range(args.frames))
     else:
@@ -71,17 +85,21 @@ def run(args) -> int:
     try:
         if args.format == "dir":
             from dynmm_edge.data.datasets import write_nyuv2_layout
-            n = write_nyuv2_layout(args.out, args.split, counted())
-            where = f"{args.out}/{args.split}"
+            n = write_nyuv2_layout(args.output, args.split, counted())
+            where = f"{args.output}/{args.split}"
+        elif args.format == "rosbag2":
+            from dynmm_edge.io.rosbag2 import write_camera_bag
+            n = write_camera_bag(args.output, counted(), fps=float(args.fps), storage=args.storage)
+            where = f"{args.output} ({args.storage})"
         else:
             from dynmm_edge.data.recording import write_recording
-            if not str(args.out).endswith(".db3"):
-                print(f"error: --format db3 needs an output file ending in .db3, got {args.out}", file=sys.stderr)
+            if not str(args.output).endswith(".db3"):
+                print(f"dynmm-edge synth: error: --format db3 needs an output file ending in .db3, got {args.output}", file=sys.stderr)
                 return 2
-            n = write_recording(args.out, counted(), fps=args.fps)
-            where = args.out
+            n = write_recording(args.output, counted(), fps=args.fps)
+            where = args.output
     except DynMMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"dynmm-edge synth: error: {exc}", file=sys.stderr)
         return 1
     dt = time.perf_counter() - t0
     mix = ", ".join(f"{k} {counts.get(k, 0)}" for k in ("easy", "camouflaged", "dark"))

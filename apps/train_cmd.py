@@ -3,39 +3,56 @@
 Launch several processes with `torchrun --nproc_per_node N -m dynmm_edge.apps.cli train ...`:
 DDP is picked up from torchrun's environment (gloo on CPU, nccl on GPU).
 """
+import argparse
 import shlex
 import sys
 
+from dynmm_edge.apps.argtypes import non_negative_float, non_negative_int, positive_float, positive_int, unit_float
+
+EPILOG = """examples:
+  dynmm-edge train --preset tiny-test --source 'synthetic://?frames=64' --epochs-stage1 1 --epochs-stage2 1 -o runs/t
+  dynmm-edge train --preset demo --source data/synth --val-source 'synthetic://?frames=200&seed=2026' -o runs/demo
+  dynmm-edge train --preset demo --init-from runs/demo/final.pt --epochs-stage1 0 --epochs-stage2 0 \\
+      --epochs-gate 4 --budget 0.4 -o runs/gate          # retrofit only the gate
+  torchrun --nproc_per_node 2 -m dynmm_edge.apps.cli train --preset demo -o runs/ddp
+  dynmm-edge train --stage region --init-from demo -o runs/region   # region gate + tile depth stages
+  dynmm-edge eval runs/demo/final.pt --source 'synthetic://?frames=200&seed=2026' --json eval.json
+"""
+DEFAULT_SOURCE = "synthetic://?frames=2000&hard_fraction=0.3&seed=0"
+REGION_DEFAULT_SOURCE = "synthetic://?frames=720&hard_fraction=0.3&seed=11"  # train.region.RegionTrainConfig.data
+
 
 def add_parser(subparsers) -> None:
+    from dynmm_edge.apps.common import add_output, add_source, deprecated_alias
     p = subparsers.add_parser("train", help="train a DynMM model (synthetic world or a dataset folder)",
-                              description=__doc__)
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog=EPILOG)
     p.add_argument("--stage", choices=("dynmm", "region"), default="dynmm",
                    help="dynmm: stage I/II/gate training; region: add and train a region gate + tile depth "
                         "stages on a trained checkpoint (needs --init-from; see docs/REGIONS.md)")
-    p.add_argument("--tile", type=int, default=32, help="region stage: tile size in px (multiple of 32)")
-    p.add_argument("--price", type=float, default=0.25,
+    p.add_argument("--tile", type=positive_int, default=32, help="region stage: tile size in px (multiple of 32)")
+    p.add_argument("--price", type=non_negative_float, default=0.25,
                    help="region stage: per-tile price in nats/pixel; the gate learns 'gain of depth > price'")
-    p.add_argument("--region-epochs", type=int, default=2, help="region stage: epochs")
+    p.add_argument("--region-epochs", type=positive_int, default=2, help="region stage: epochs")
     p.add_argument("--preset", default="demo", help="model preset (see dynmm_edge.model.presets)")
-    p.add_argument("--data", default=None,
-                   help="dataset folder or synthetic://?frames=N&hard_fraction=F&seed=S (default: "
-                        "synthetic://?frames=2000&hard_fraction=0.3&seed=0; region stage: 720 frames, seed 11)")
-    p.add_argument("--val-data", default="", help="optional evaluation data, evaluated at each stage end")
-    p.add_argument("--epochs-stage1", type=int, default=10, help="epochs with a random path per sample")
-    p.add_argument("--epochs-stage2", type=int, default=2, help="epochs with the gate trained jointly")
-    p.add_argument("--epochs-gate", type=int, default=0,
+    add_source(p, help=f"training data: dataset folder or synthetic://?frames=N&hard_fraction=F&seed=S (default: "
+                       f"{DEFAULT_SOURCE}; region stage: {REGION_DEFAULT_SOURCE})")
+    p.add_argument("--val-source", default="", help="optional evaluation data, evaluated at each stage end")
+    deprecated_alias(p, "--val-data", "--val-source", "val_source")
+    p.add_argument("--epochs-stage1", type=non_negative_int, default=10, help="epochs with a random path per sample")
+    p.add_argument("--epochs-stage2", type=non_negative_int, default=2, help="epochs with the gate trained jointly")
+    p.add_argument("--epochs-gate", type=non_negative_int, default=0,
                    help="gate-only epochs after stage II (trunk frozen; cheap retrofit)")
-    p.add_argument("--budget", type=float, default=0.5,
+    p.add_argument("--budget", type=unit_float, default=0.5,
                    help="target expected depth-encoder MACs as a fraction of the full-depth path")
-    p.add_argument("--resource-lambda", type=float, default=1.0, help="weight of the resource loss")
-    p.add_argument("--out", required=True, help="run folder (state.pt, metrics.jsonl, final.pt)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
+    p.add_argument("--resource-lambda", type=non_negative_float, default=1.0, help="weight of the resource loss")
+    add_output(p, required=True, help="run folder (state.pt, metrics.jsonl, final.pt)")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/state.pt")
     p.add_argument("--init-from", default="", help="start from a checkpoint (ours or ESANet/DynMM, imported)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=None, help="default 16 (region stage: 8)")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak LR of the one-cycle schedule (trunk)")
-    p.add_argument("--gate-lr", type=float, default=1e-2)
+    p.add_argument("--batch-size", type=positive_int, default=None, help="default 16 (region stage: 8)")
+    p.add_argument("--lr", type=positive_float, default=2e-3, help="peak LR of the one-cycle schedule (trunk)")
+    p.add_argument("--gate-lr", type=positive_float, default=1e-2)
     p.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--no-class-weights", action="store_true")
@@ -47,11 +64,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--oracle-tolerance", type=float, default=0.0,
                    help="gate-only stage: distil the per-frame oracle (cheapest path whose frame loss is within "
                         "this of full depth) instead of the budgeted expected loss; 0 = off")
-    p.add_argument("--eval-every", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    p.add_argument("--eval-every", type=non_negative_int, default=0)
+    p.add_argument("--threads", type=positive_int, default=2, help="torch.set_num_threads")
     p.add_argument("--no-progress", action="store_true")
-    p.epilog = ("examples:\n  dynmm-edge train --preset demo --out runs/demo\n"
-                "  dynmm-edge train --stage region --init-from demo --out runs/region")
     p.set_defaults(func=run)
 
 
@@ -59,7 +74,7 @@ def config_from_args(args):
     from dynmm_edge.train.loop import TrainConfig
 
     return TrainConfig(
-        preset=args.preset, data=args.data or "synthetic://?frames=2000&hard_fraction=0.3&seed=0", val_data=args.val_data, out=args.out,
+        preset=args.preset, data=args.source or DEFAULT_SOURCE, val_data=args.val_source, out=args.output,
         epochs_stage1=args.epochs_stage1, epochs_stage2=args.epochs_stage2, epochs_gate=args.epochs_gate,
         budget=args.budget, resource_lambda=args.resource_lambda, batch_size=args.batch_size or 16, lr=args.lr,
         gate_lr=args.gate_lr, optimizer=args.optimizer, augment=not args.no_augment,
@@ -93,8 +108,8 @@ def run_region(args) -> int:
     from dynmm_edge.train.region import RegionTrainConfig, train_region
 
     try:
-        extra = {"data": args.data} if args.data else {}
-        cfg = RegionTrainConfig(init_from=args.init_from, out=args.out, tile=args.tile, price=args.price,
+        extra = {"data": args.source} if args.source else {}
+        cfg = RegionTrainConfig(init_from=args.init_from, out=args.output, tile=args.tile, price=args.price,
                                 epochs=args.region_epochs, batch_size=args.batch_size or 8,
                                 seed=args.seed, threads=args.threads, progress=not args.no_progress, **extra)
         result = train_region(cfg)

@@ -13,11 +13,9 @@ import contextlib
 import fnmatch
 import io
 import logging
-import os
 import shutil
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -228,69 +226,51 @@ def int8_file(branch: str) -> str:
 
 
 # ------------------------------------------------------------------------------------- commit
-def _commit(folder: Path, staged: Mapping[str, Path], manifest) -> None:
-    """Copy staged files into `folder`, then save the manifest; on any error restore everything."""
-    from dynmm_edge.atomic import atomic_path, write_bytes
-    from dynmm_edge.manifest import load_manifest
-    tag = uuid.uuid4().hex[:8]
-    backups: Dict[Path, Path] = {}
-    created: List[Path] = []
-    mpath = folder / "manifest.json"
-    old_manifest = mpath.read_bytes()
-    try:
-        for rel, src in staged.items():
-            dst = folder / rel
-            if dst.exists():
-                bak = folder / f".{rel}.{tag}.bak"
-                shutil.copyfile(dst, bak)
-                backups[dst] = bak
-            else:
-                created.append(dst)
-            with atomic_path(dst) as tmp:
-                shutil.copyfile(src, tmp)
-        manifest.save()
-        load_manifest(folder)  # the rewritten folder must validate (hashes, graph) or we roll back
-    except BaseException:
-        for dst, bak in backups.items():
-            os.replace(bak, dst)
-        for dst in created:
-            try:
-                dst.unlink()
-            except FileNotFoundError:
-                pass
-        write_bytes(mpath, old_manifest)
-        raise
-    for bak in backups.values():
-        try:
-            bak.unlink()
-        except FileNotFoundError:
-            pass
+def _commit(folder: Path, staged: Mapping[str, Path], manifest) -> dict:
+    """All-or-nothing switch (dynmm_edge.folder_commit): new files, then manifest, then cleanup."""
+    from dynmm_edge.folder_commit import commit
+    return commit(folder, staged, manifest.to_dict())
 
 
 def calibrate(model_dir, source, frames: int = 64, method: str = "minmax", branches=None,
               exclude: Sequence[str] = (), precision: Optional[str] = None, strategy: str = "diverse",
               seed: int = 0, stratify_gate: bool = True, pool: Optional[int] = None, min_frames: int = 8,
-              workdir=None, progress: Progress = None, config: Optional[QuantizeConfig] = None) -> CalibrationResult:
+              workdir=None, progress: Progress = None, config: Optional[QuantizeConfig] = None,
+              set_default: bool = False) -> CalibrationResult:
     """Calibrate branches of the model folder from real frames; writes `<branch>.int8.onnx` + manifest.
 
-    branches: kinds / names (default all). precision: optional spec applied after the calibrated
-    branches are switched to int8 (e.g. 'gate=fp32'). The folder is untouched on any error.
+    The INT8 files are added as variants; the manifest's default precision stays as it was (INT8 is
+    not faster everywhere, e.g. ORT CPU) unless set_default, which switches the calibrated branches
+    to int8. precision: optional spec applied last (e.g. 'gate=fp32,depth=int8'), an explicit
+    default. branches: kinds / names (default all). The folder is untouched on any error.
     """
-    from dynmm_edge.manifest import load_manifest, sha256_file
-    from dynmm_edge.calibration.feeds import capture_feeds, gate_path_fn
-    from dynmm_edge.calibration.frames import choose_frames
+    from dynmm_edge.manifest import load_manifest
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)
     config = config or QuantizeConfig(method=method, exclude=tuple(exclude))
     folder = Path(model_dir)
-    manifest = load_manifest(folder)
+    load_manifest(folder)  # a clear error for a missing / broken folder before taking its lock
+    from dynmm_edge.folder_commit import folder_lock, sweep
+    with folder_lock(folder):
+        sweep(folder)
+        manifest = load_manifest(folder)
+        return _calibrate_locked(folder, manifest, source, frames, branches, precision, strategy, seed,
+                                 stratify_gate, pool, min_frames, workdir, say, config, t0, set_default)
+
+
+def _calibrate_locked(folder, manifest, source, frames, branches, precision, strategy, seed, stratify_gate,
+                      pool, min_frames, workdir, say, config, t0, set_default=False) -> CalibrationResult:
+    from dynmm_edge.manifest import load_manifest, sha256_file
+    from dynmm_edge.calibration.feeds import capture_feeds, gate_path_fn
+    from dynmm_edge.calibration.frames import choose_frames
     targets = resolve_branches(branches, manifest)
     extra_prec = parse_precision_spec(precision, manifest)  # validate keys before any work
     gate_fn = gate_path_fn(manifest) if (stratify_gate and strategy == "diverse") else None
     say(f"selecting {frames} calibration frames from {source if isinstance(source, str) else 'frames'} ({strategy})")
     sel = choose_frames(source, frames, strategy, seed, pool=pool, gate_fn=gate_fn, min_frames=min_frames)
     say(f"selected {len(sel.frames)} of {sel.scanned} frames from {sel.strata} strata")
-    tmp = Path(tempfile.mkdtemp(prefix="dynmm-calib-", dir=workdir))
+    # scratch inside the folder (hidden): a SIGKILL leaves it for the next writer's sweep, not in /tmp
+    tmp = Path(tempfile.mkdtemp(prefix=".calib.partial-", dir=workdir or folder))
     try:
         store = capture_feeds(manifest, sel.frames, tmp / "feeds", targets, progress=say)
         staged: Dict[str, Path] = {}
@@ -329,14 +309,16 @@ def calibrate(model_dir, source, frames: int = 64, method: str = "minmax", branc
                 r = by_name[b.name]
                 variants = dict(b.variants)
                 variants["int8"] = Variant(r.file, r.sha256)
-                b = replace(b, variants=variants, precision="int8")
+                b = replace(b, variants=variants, precision="int8" if set_default else b.precision)
             new_branches.append(b)
         new_manifest = apply_precision(manifest.with_branches(new_branches), extra_prec)
         say(f"writing {len(staged)} INT8 model(s) and manifest.json to {folder}")
-        _commit(folder, staged, new_manifest)
+        written = _commit(folder, staged, new_manifest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     final = load_manifest(folder)
+    files = {b["name"]: b["variants"]["int8"]["file"] for b in written["branches"] if "int8" in b["variants"]}
+    results = [replace(r, file=files.get(r.branch, r.file)) for r in results]
     prec = {b.name: b.precision for b in final.branches}
     info = {"method": config.method, "frames": len(sel.frames), "scanned": sel.scanned, "strata": sel.strata,
             "strategy": strategy, "seed": seed, "source": sel.source, "branches": targets,

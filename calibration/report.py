@@ -70,120 +70,207 @@ def _pred(env: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.argmax(logits[0], axis=0)
 
 
+def declared_label_classes(source) -> Optional[int]:
+    """Class count of a source's labels when the source itself defines it (synthetic:// worlds)."""
+    if isinstance(source, str) and source.startswith("synthetic://"):
+        from dynmm_edge.data.synthetic import CLASS_NAMES
+        return len(CLASS_NAMES)
+    return None
+
+
+def check_label_classes(manifest, frames: Iterable = (), declared: Optional[int] = None, source: str = "") -> None:
+    """DataError when the labels cannot belong to this model's classes: a declared class count that
+    differs, or a label value (255 = void aside) the model cannot predict. mIoU between mismatched
+    label spaces is meaningless, so no report is computed from it."""
+    n = len(manifest.classes)
+    where = f" ({source})" if source else ""
+    if declared is not None and int(declared) != n:
+        raise DataError(f"labels{where} have {declared} classes but model {manifest.name} has {n}: mIoU between "
+                        "them is meaningless; calibrate with frames labelled for this model, or without labels")
+    for f in frames:
+        lab = getattr(f, "labels", None)
+        if lab is None:
+            continue
+        lab = np.asarray(lab)
+        bad = (lab >= n) & (lab != 255)
+        if bad.any():
+            raise DataError(f"frame {getattr(f, 'frame_id', '?')}{where}: label value {int(lab[bad].max())} but model "
+                            f"{manifest.name} has {n} classes: the labels belong to another class list")
+
+
 def build_report(manifest, frames: Iterable, precision: Optional[Mapping[str, str]] = None,
                  calibration: Optional[Mapping] = None, eval_source: str = "",
-                 progress: Optional[Callable[[str], None]] = None) -> Dict:
-    """Evaluate the quantised configuration (default: the manifest's precisions) against FP32."""
+                 progress: Optional[Callable[[str], None]] = None, bar=None,
+                 declared_classes: Optional[int] = None) -> Dict:
+    """Evaluate the quantised configuration (default: the manifest's precisions) against FP32.
+
+    bar(iterable, total): optional progress bar wrapper. Labels whose class list differs from the
+    model's raise DataError (check_label_classes) instead of yielding meaningless verdicts."""
     from dynmm_edge.calibration.feeds import BranchPipeline, frame_inputs, preprocess_config
     t0 = time.perf_counter()
     prec = {b.name: b.precision for b in manifest.branches}
     prec.update(precision or {})
     quantised = [n for n, p in prec.items() if p != "fp32"]
-    ref = BranchPipeline(manifest)
-    q = BranchPipeline(manifest, prec)
+    ref, q = BranchPipeline(manifest), BranchPipeline(manifest, prec)
     cfg = preprocess_config(manifest)
-    paths = list(manifest.path_values)
-    ncls = len(manifest.classes)
-    conf = {cfgname: {str(k): Confusion(ncls) for k in paths + ["dynamic"]} for cfgname in ("fp32", "int8")}
-    agree_px = {str(k): [0, 0] for k in paths + ["dynamic"]}
-    energy = {n: {} for n in quantised}  # branch -> output -> [signal, noise]
-    gate_same = 0
-    hist = {"fp32": {str(k): 0 for k in paths}, "int8": {str(k): 0 for k in paths}}
     frames = list(frames)
-    if not frames:
-        raise DataError(f"no held-out frames to evaluate{' from ' + eval_source if eval_source else ''}")
-    labelled = 0
-    for i, frame in enumerate(frames):
-        inputs = frame_inputs(frame, cfg)
+    _check_eval_inputs(manifest, frames, quantised, declared_classes, eval_source)
+    tally = _Tally(manifest.path_values, len(manifest.classes), quantised, len(frames))
+    for i, frame in enumerate(bar(frames, len(frames)) if bar else frames):
         gt = _labels_at(frame, manifest.height, manifest.width)
-        labelled += gt is not None
-        rcache: Dict = {}
-        qcache: Dict = {}
-        captured: Dict[str, Dict[str, np.ndarray]] = {}
-        full = manifest.full_path
-
-        def rec(name, tensors):
-            captured[name] = tensors
-        renv = {full: ref.run_path(inputs, full, rcache, record=rec)}
-        # per-branch SQNR: the quantised branch on exactly the FP32 branch inputs
-        for name in quantised:
-            if name not in captured:
-                continue
-            out_q = q.run_branch(name, captured[name])
-            for spec in manifest.branch(name).outputs:
-                r = np.asarray(renv[full][spec.name])
-                if r.dtype.kind != "f":
-                    continue
-                d = np.asarray(out_q[spec.name], np.float64) - r
-                e = energy[name].setdefault(spec.name, [0.0, 0.0])
-                e[0] += float(np.sum(np.square(r, dtype=np.float64)))
-                e[1] += float(np.sum(d * d))
-        qenv = {}
-        for k in paths:
-            if k not in renv:
-                renv[k] = ref.run_path(inputs, k, rcache)
-            qenv[k] = q.run_path(inputs, k, qcache)
-        rpath, qpath = ref.gate_decision(renv[full]), q.gate_decision(qenv[full])
-        gate_same += rpath == qpath
-        hist["fp32"][str(rpath)] += 1
-        hist["int8"][str(qpath)] += 1
-        for key, (rk, qk) in [(str(k), (k, k)) for k in paths] + [("dynamic", (rpath, qpath))]:
-            rp, qp = _pred(renv[rk]), _pred(qenv[qk])
-            agree_px[key][0] += int(np.sum(rp == qp))
-            agree_px[key][1] += rp.size
-            if gt is not None:
-                conf["fp32"][key].add(gt, rp)
-                conf["int8"][key].add(gt, qp)
+        _evaluate_frame(manifest, ref, q, frame_inputs(frame, cfg), gt, tally)
         if progress and (i + 1 == len(frames) or (i + 1) % max(1, len(frames) // 5) == 0):
             progress(f"evaluated {i + 1}/{len(frames)} held-out frames")
+    return _assemble_report(manifest, prec, calibration, eval_source, tally, t0)
 
-    def seg_entry(key):
-        a, b = conf["fp32"][key].metrics(), conf["int8"][key].metrics()
+
+def _check_eval_inputs(manifest, frames: list, quantised: list, declared: Optional[int], eval_source: str) -> None:
+    """DataError before any inference: no frames, labels of another class list, nothing quantised."""
+    if not frames:
+        raise DataError(f"no held-out frames to evaluate{' from ' + eval_source if eval_source else ''}")
+    check_label_classes(manifest, frames, declared, eval_source)
+    if not quantised:
+        raise DataError("no branch runs in INT8 in this configuration: nothing to compare with FP32")
+
+
+class _Tally:
+    """Running sums over the held-out frames; the report is computed from these alone."""
+
+    def __init__(self, paths, num_classes: int, quantised: list, frames: int):
+        self.paths = list(paths)
+        self.num_classes = int(num_classes)
+        self.quantised = list(quantised)
+        keys = [str(k) for k in self.paths] + ["dynamic"]
+        self.conf = {c: {k: Confusion(num_classes) for k in keys} for c in ("fp32", "int8")}
+        self.agree_px = {k: [0, 0] for k in keys}  # [same prediction, pixels]
+        self.energy: Dict[str, Dict[str, list]] = {n: {} for n in quantised}  # branch -> output -> [signal, noise]
+        self.hist = {c: {str(k): 0 for k in self.paths} for c in ("fp32", "int8")}
+        self.gate_same = 0
+        self.frames = int(frames)
+        self.labelled = 0
+
+    def add_branch_error(self, branch: str, output: str, ref: np.ndarray, quant) -> None:
+        d = np.asarray(quant, np.float64) - ref
+        e = self.energy[branch].setdefault(output, [0.0, 0.0])
+        e[0] += float(np.sum(np.square(ref, dtype=np.float64)))
+        e[1] += float(np.sum(d * d))
+
+    def add_gate(self, rpath: int, qpath: int) -> None:
+        self.gate_same += rpath == qpath
+        self.hist["fp32"][str(rpath)] += 1
+        self.hist["int8"][str(qpath)] += 1
+
+    def add_prediction(self, key: str, rp: np.ndarray, qp: np.ndarray, gt: Optional[np.ndarray]) -> None:
+        self.agree_px[key][0] += int(np.sum(rp == qp))
+        self.agree_px[key][1] += rp.size
+        if gt is not None:
+            self.conf["fp32"][key].add(gt, rp)
+            self.conf["int8"][key].add(gt, qp)
+
+
+def _evaluate_frame(manifest, ref, q, inputs: Mapping[str, np.ndarray], gt: Optional[np.ndarray],
+                    tally: _Tally) -> None:
+    """One held-out frame: branch errors on FP32 inputs, every forced path and the gated one, both configs."""
+    tally.labelled += gt is not None
+    rcache: Dict = {}
+    qcache: Dict = {}
+    captured: Dict[str, Dict[str, np.ndarray]] = {}
+    full = manifest.full_path
+    renv = {full: ref.run_path(inputs, full, rcache, record=captured.__setitem__)}
+    _add_branch_errors(manifest, q, captured, renv[full], tally)
+    qenv = {}
+    for k in tally.paths:
+        if k not in renv:
+            renv[k] = ref.run_path(inputs, k, rcache)
+        qenv[k] = q.run_path(inputs, k, qcache)
+    rpath, qpath = ref.gate_decision(renv[full]), q.gate_decision(qenv[full])
+    tally.add_gate(rpath, qpath)
+    for key, (rk, qk) in [(str(k), (k, k)) for k in tally.paths] + [("dynamic", (rpath, qpath))]:
+        tally.add_prediction(key, _pred(renv[rk]), _pred(qenv[qk]), gt)
+
+
+def _add_branch_errors(manifest, q, captured: Mapping[str, Dict[str, np.ndarray]],
+                       ref_env: Mapping[str, np.ndarray], tally: _Tally) -> None:
+    """Per-branch SQNR sums: each quantised branch run on exactly the inputs its FP32 twin saw."""
+    for name in tally.quantised:
+        if name not in captured:
+            continue
+        out_q = q.run_branch(name, captured[name])
+        for spec in manifest.branch(name).outputs:
+            r = np.asarray(ref_env[spec.name])
+            if r.dtype.kind == "f":
+                tally.add_branch_error(name, spec.name, r, out_q[spec.name])
+
+
+def _segmentation(tally: _Tally) -> Dict:
+    def entry(key):
+        a, b = tally.conf["fp32"][key].metrics(), tally.conf["int8"][key].metrics()
         delta = lambda m: (None if a[m] is None or b[m] is None else float(b[m] - a[m]))
         return {"fp32": a, "int8": b, "delta_miou_points": delta("miou"),
                 "delta_pixel_acc_points": delta("pixel_acc"),
-                "prediction_agreement": float(agree_px[key][0] / max(1, agree_px[key][1]))}
+                "prediction_agreement": float(tally.agree_px[key][0] / max(1, tally.agree_px[key][1]))}
 
-    seg = {"paths": {str(k): seg_entry(str(k)) for k in paths}, "dynamic": seg_entry("dynamic")}
+    return {"paths": {str(k): entry(str(k)) for k in tally.paths}, "dynamic": entry("dynamic")}
+
+
+def _branch_entries(manifest, prec: Mapping[str, str], tally: _Tally) -> Dict:
     branches = {}
     for b in manifest.branches:
         entry = {"kind": b.kind, "precision": prec[b.name]}
-        if b.name in energy:
-            per = {o: sqnr_db(s, n) for o, (s, n) in energy[b.name].items()}
+        if b.name in tally.energy:
+            per = {o: sqnr_db(s, n) for o, (s, n) in tally.energy[b.name].items()}
             entry["sqnr_db"] = per
             entry["sqnr_db_min"] = min(per.values()) if per else None
         branches[b.name] = entry
+    return branches
+
+
+def _summary(seg: Mapping, branches: Mapping, tally: _Tally, full_key: str) -> Dict:
+    """Headline numbers and the pass/fail checks, each with what it was computed from."""
     deltas = [e["delta_miou_points"] for e in list(seg["paths"].values()) + [seg["dynamic"]]
               if e["delta_miou_points"] is not None]
-    gate_agreement = gate_same / len(frames)
+    gate_agreement = tally.gate_same / tally.frames
     sq = [e["sqnr_db_min"] for e in branches.values() if e.get("sqnr_db_min") is not None]
     dyn = seg["dynamic"]["delta_miou_points"]
-    summary = {
+    full = seg["paths"][full_key]["delta_miou_points"]
+    return {
         "gate_agreement": float(gate_agreement),
         "dynamic_delta_miou_points": dyn,
-        "full_path_delta_miou_points": seg["paths"][str(manifest.full_path)]["delta_miou_points"],
+        "full_path_delta_miou_points": full,
         "max_abs_delta_miou_points": float(max(abs(d) for d in deltas)) if deltas else None,
         "min_sqnr_db": float(min(sq)) if sq else None,
         "checks": {
             "miou_within_1pt": None if dyn is None else bool(
-                abs(dyn) <= MIOU_TOLERANCE_POINTS and
-                abs(seg["paths"][str(manifest.full_path)]["delta_miou_points"]) <= MIOU_TOLERANCE_POINTS),
+                abs(dyn) <= MIOU_TOLERANCE_POINTS and abs(full) <= MIOU_TOLERANCE_POINTS),
             "gate_agreement_ge_97pct": bool(gate_agreement >= GATE_AGREEMENT_FLOOR),
         },
+        # what each verdict was computed from (None verdicts say why they are missing)
+        "checks_basis": {
+            "miou_within_1pt": (f"{tally.labelled} labelled held-out frames, {tally.num_classes} classes"
+                                if dyn is not None else "no labelled held-out frames"),
+            "gate_agreement_ge_97pct": f"{tally.frames} held-out frames",
+        },
     }
+
+
+def _assemble_report(manifest, prec: Mapping[str, str], calibration: Optional[Mapping], eval_source: str,
+                     tally: _Tally, t0: float) -> Dict:
+    seg = _segmentation(tally)
+    branches = _branch_entries(manifest, prec, tally)
+    summary = _summary(seg, branches, tally, str(manifest.full_path))
     import onnxruntime
     return {
         "schema": REPORT_SCHEMA, "schema_version": REPORT_VERSION,
         "model": {"name": manifest.name, "folder": str(manifest.folder), "height": manifest.height,
-                  "width": manifest.width, "classes": ncls},
+                  "width": manifest.width, "classes": tally.num_classes},
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
                     "backend": "onnxruntime-cpu", "onnxruntime": onnxruntime.__version__},
         "precision": prec,
         "calibration": dict(calibration or {}),
-        "eval": {"source": eval_source, "frames": len(frames), "labelled_frames": labelled,
+        "eval": {"source": eval_source, "frames": tally.frames, "labelled_frames": tally.labelled,
                  "seconds": float(time.perf_counter() - t0)},
         "branches": branches,
-        "gate": {"agreement": float(gate_agreement), "frames": len(frames), "path_histogram": hist},
+        "gate": {"agreement": summary["gate_agreement"], "frames": tally.frames, "path_histogram": tally.hist},
         "segmentation": seg,
         "summary": summary,
     }

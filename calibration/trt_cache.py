@@ -156,23 +156,29 @@ def make_entropy_calibrator(feeds_iter: Iterable[Mapping[str, np.ndarray]], batc
     if int(batch_size) < 1:
         raise BackendError(f"calibration batch size must be >= 1, got {batch_size}")
     dev = open_device(device if device is not None else "auto")
-    cache_path = Path(cache_path)
-    expected_version = trt_version_int(version)
+    cls = _entropy_calibrator_class(base)
+    return cls(feeds_iter, batch_size, Path(cache_path), trt_version_int(version), dev)
+
+
+def _entropy_calibrator_class(base):
+    """The calibrator class on `base` (tensorrt's IInt8EntropyCalibrator2, real or fake)."""
 
     class EntropyCalibrator(base):
         """Uploads each batch once into buffers allocated on first use; reads/writes the cache."""
 
-        def __init__(self):
+        def __init__(self, feeds_iter, batch_size, cache_path: Path, expected_version: int, device):
             base.__init__(self)  # the pybind base must be initialised explicitly
             self.batches = 0
             self.error = None
             self.cache_path = cache_path
             self._iter = iter(feeds_iter)
             self._buffers = {}
-            self.device = dev
+            self._batch_size = batch_size
+            self._expected_version = expected_version
+            self.device = device
 
         def get_batch_size(self):
-            return int(batch_size)
+            return int(self._batch_size)
 
         def get_batch(self, names, *unused):
             try:
@@ -180,26 +186,28 @@ def make_entropy_calibrator(feeds_iter: Iterable[Mapping[str, np.ndarray]], batc
             except StopIteration:
                 return None
             try:
-                ptrs = []
-                for name in names:
-                    if name not in feeds:
-                        raise BackendError(f"calibration batch {self.batches} has no tensor '{name}' "
-                                           f"(it has {sorted(feeds)})")
-                    arr = np.ascontiguousarray(feeds[name])
-                    if arr.ndim == 0 or arr.shape[0] != int(batch_size):
-                        raise BackendError(f"calibration batch {self.batches}: tensor '{name}' has shape "
-                                           f"{arr.shape}, expected batch dimension {batch_size}")
-                    buf = self._buffers.get(name)
-                    if buf is None or buf.shape != arr.shape or buf.dtype != arr.dtype:
-                        buf = self._buffers[name] = dev.alloc(arr.shape, arr.dtype)
-                    buf.upload(arr)
-                    ptrs.append(buf.ptr)
-                dev.synchronize()
+                ptrs = [self._upload(name, feeds) for name in names]
+                self.device.synchronize()
             except Exception as exc:  # noqa: BLE001 - must not cross TensorRT's C++ boundary
                 self.error = exc
                 return None
             self.batches += 1
             return ptrs
+
+        def _upload(self, name, feeds):
+            """Device pointer of tensor `name` of this batch, checked against the batch size."""
+            if name not in feeds:
+                raise BackendError(f"calibration batch {self.batches} has no tensor '{name}' "
+                                   f"(it has {sorted(feeds)})")
+            arr = np.ascontiguousarray(feeds[name])
+            if arr.ndim == 0 or arr.shape[0] != int(self._batch_size):
+                raise BackendError(f"calibration batch {self.batches}: tensor '{name}' has shape "
+                                   f"{arr.shape}, expected batch dimension {self._batch_size}")
+            buf = self._buffers.get(name)
+            if buf is None or buf.shape != arr.shape or buf.dtype != arr.dtype:
+                buf = self._buffers[name] = self.device.alloc(arr.shape, arr.dtype)
+            buf.upload(arr)
+            return buf.ptr
 
         def read_calibration_cache(self):
             if not self.cache_path.is_file():
@@ -210,7 +218,7 @@ def make_entropy_calibrator(feeds_iter: Iterable[Mapping[str, np.ndarray]], batc
             except (DataError, UnicodeDecodeError) as exc:
                 self.error = DataError(f"calibration cache {self.cache_path} is malformed: {exc}")
                 return None
-            if ver != expected_version:
+            if ver != self._expected_version:
                 self.stale_cache_version = ver  # recalibrate rather than trust a foreign cache
                 return None
             return data
@@ -218,4 +226,4 @@ def make_entropy_calibrator(feeds_iter: Iterable[Mapping[str, np.ndarray]], batc
         def write_calibration_cache(self, cache):
             write_bytes(self.cache_path, bytes(cache))
 
-    return EntropyCalibrator()
+    return EntropyCalibrator

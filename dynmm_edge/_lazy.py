@@ -15,6 +15,7 @@ _PIP_NAMES = {
     "cuda": "cuda-python  (pip install cuda-python)",
     "pynvml": "nvidia-ml-py  (pip install nvidia-ml-py)",
     "tqdm": "tqdm  (pip install tqdm)",
+    "rosbags": "rosbags  (pip install 'dynmm-edge[ros]')",
 }
 
 

@@ -5,11 +5,38 @@ A crash mid-write leaves the old file (or none), never a truncated one that load
 import json
 import os
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
-UMASK = os.umask(0)  # read once (os.umask can only be read by setting it); used for artefact modes
-os.umask(UMASK)
+_umask: Optional[int] = None
+_umask_lock = threading.Lock()
+
+
+def _read_umask() -> int:
+    """The process umask without changing it where the OS says it (/proc on Linux >= 4.7); else
+    os.umask's set-and-restore, which briefly sets 0 (hence done once, under a lock)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def current_umask() -> int:
+    """The umask artefact modes are derived from: read on first use (not at import), then cached."""
+    global _umask
+    if _umask is None:
+        with _umask_lock:
+            if _umask is None:
+                _umask = _read_umask()
+    return _umask
 
 
 @contextmanager
@@ -19,7 +46,7 @@ def atomic_path(path, suffix=""):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; artefacts get the usual permissions
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; artefacts get the usual permissions
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as fh:

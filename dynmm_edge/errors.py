@@ -23,3 +23,16 @@ class DataError(DynMMError):
 
 class BackendError(DynMMError):
     """A backend cannot build, load or run a branch (names the branch or tensor)."""
+
+
+class BadFrame(DataError):
+    """A source could not read one frame; sources yield (not raise) it so the stream goes on.
+
+    The pipeline counts it and, under --on-bad-frame stop, ends the run after the frames
+    already read are written.
+    """
+
+    def __init__(self, frame_id: int, cause: str):
+        super().__init__(f"frame {frame_id}: {cause}")
+        self.frame_id = int(frame_id)
+        self.cause = cause

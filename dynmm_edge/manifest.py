@@ -8,16 +8,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from dynmm_edge.backends.base import TensorSpec
 from dynmm_edge.errors import ManifestError
+from dynmm_edge.tensors import PRECISIONS, TensorSpec
 
 SCHEMA = "dynmm-edge/manifest"
 SCHEMA_VERSION = 1
 MODEL_INPUTS = ("rgb", "depth")
 BRANCH_KINDS = ("gate", "stem", "depth", "trunk", "region")
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def sha256_file(path) -> str:
@@ -169,6 +168,64 @@ def _tensors(items, where) -> Tuple[TensorSpec, ...]:
     return tuple(out)
 
 
+def _size(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ManifestError(f"manifest.json: {where} must be a positive integer, got {value!r}; re-export the model")
+    return value
+
+
+def _check_preprocess(pre) -> None:
+    """Sizes positive, constants finite: a zero or NaN here would make every frame silently wrong."""
+    if not isinstance(pre, Mapping):
+        return  # _req reports a missing block
+    for key in ("height", "width"):
+        if key in pre:
+            _size(pre[key], f"preprocess.{key}")
+    for key, v in pre.items():
+        vals = v if isinstance(v, (list, tuple)) else [v]
+        for x in vals:
+            if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
+                raise ManifestError(f"manifest.json: preprocess.{key} is {v!r}; it must be finite")
+    for key in ("depth_std", "rgb_std"):
+        vals = pre.get(key)
+        vals = vals if isinstance(vals, (list, tuple)) else [vals]
+        if any(isinstance(x, (int, float)) and x <= 0 for x in vals):
+            raise ManifestError(f"manifest.json: preprocess.{key} is {pre[key]!r}; it must be > 0")
+
+
+def check_checkpoint(ck, folder: Path, verify_hashes: bool = True) -> None:
+    """The checkpoint entry gets the branch files' checks: inside the folder, sha256 as recorded.
+
+    A folder may ship without its checkpoint (ONNX-only deployment); the torch backend and
+    commands that need it say so when it is missing.
+    """
+    if ck is None:
+        return
+    if not isinstance(ck, Mapping) or not isinstance(ck.get("file"), str) or not isinstance(ck.get("sha256"), str):
+        raise ManifestError("manifest.json: 'checkpoint' must be {\"file\": str, \"sha256\": str}")
+    target = safe_join(folder, ck["file"], "checkpoint")
+    if verify_hashes and target.is_file():
+        actual = sha256_file(target)
+        if actual != ck["sha256"]:
+            raise ManifestError(f"checkpoint {ck['file']}: sha256 is {actual[:12]}..., manifest says "
+                                f"{ck['sha256'][:12]}...: the file was changed or truncated; re-export the model")
+
+
+def check_io_shapes(branch, actual: Mapping[str, Sequence]) -> List[str]:
+    """Manifest input shapes vs a loaded graph's (name -> dims; str/None/-1 = dynamic). Problems, or []."""
+    problems = []
+    for spec in branch.inputs:
+        if spec.name not in actual:
+            continue
+        got = list(actual[spec.name])
+        want = list(spec.shape)
+        same = len(got) == len(want) and all(
+            not isinstance(g, int) or w < 0 or g < 0 or g == w for g, w in zip(got, want))
+        if not same:
+            problems.append(f"input '{spec.name}' has shape {got} in the file, manifest says {want}")
+    return problems
+
+
 def parse_manifest(data: Mapping[str, Any], folder: Path, verify_hashes: bool = True) -> Manifest:
     """Validate a manifest dict against the files in `folder`; raise ManifestError saying what is wrong."""
     folder = Path(folder)
@@ -180,7 +237,9 @@ def parse_manifest(data: Mapping[str, Any], folder: Path, verify_hashes: bool = 
     if version != SCHEMA_VERSION:
         raise ManifestError(f"manifest.json: schema_version {version!r} is not supported (this SDK reads {SCHEMA_VERSION})")
     inp = _req(data, "input", "manifest", Mapping)
-    height, width = int(_req(inp, "height", "input")), int(_req(inp, "width", "input"))
+    height, width = _size(_req(inp, "height", "input"), "input.height"), _size(_req(inp, "width", "input"), "input.width")
+    _check_preprocess(data.get("preprocess"))
+    check_checkpoint(data.get("checkpoint"), folder, verify_hashes)
     classes = tuple(str(c) for c in _req(data, "classes", "manifest", list))
     palette = tuple(tuple(int(x) for x in c) for c in _req(data, "palette", "manifest", list))
     if len(palette) < len(classes):
@@ -311,6 +370,11 @@ class RegionSpec:
         tiles = 0.0 if active <= 0 else active * float(m["per_tile_macs"]) + float(m["se_macs"])
         return float(m["dense_macs"]) + tiles + float(m["gate_macs"])
 
+    def tile_batch_range(self, typical_share: float = 0.3) -> Tuple[int, int, int]:
+        """(min, opt, max) tile batch of a tile-stage engine profile: 1, the bucket of a typical share, all tiles."""
+        from dynmm_edge.tiles import tile_batch_range
+        return tile_batch_range(self.buckets, typical_share)
+
 
 def region_spec(m: "Manifest") -> Optional[RegionSpec]:
     """Parse and validate m.extra['regions'] (None when the model has no region gate)."""
@@ -397,6 +461,18 @@ def parse_precision_spec(spec: Optional[str], manifest) -> Dict[str, str]:
         for name in targets[key]:
             result[name] = value
     return result
+
+
+def parse_precision(spec: Union[str, Mapping[str, str], None], manifest: "Manifest") -> Dict[str, str]:
+    """Branch -> precision: the manifest's choice, overridden by a spec such as 'fp16' (every branch)
+    or 'gate=fp16,depth=int8,trunk=fp16' (kinds, branch names or 'all'; later entries win)."""
+    out = {b.name: b.precision for b in manifest.branches}
+    if isinstance(spec, Mapping):
+        spec = ",".join(f"{k}={v}" for k, v in spec.items())
+    if spec and "=" not in spec and spec.strip().lower() in PRECISIONS:
+        spec = f"all={spec.strip()}"
+    out.update(parse_precision_spec(spec, manifest))
+    return out
 
 
 def load_manifest(folder, verify_hashes: bool = True) -> Manifest:

@@ -20,13 +20,16 @@ class Frame:
     labels: Optional[np.ndarray] = None
     intrinsics: Optional[Tuple[float, float, float, float]] = None  # fx, fy, cx, cy
     meta: Dict[str, object] = field(default_factory=dict)
+    stamp_ns: Optional[int] = None  # exact capture stamp (e.g. ROS header.stamp) for outputs to carry
+    sensor_frame: str = ""          # coordinate frame name (e.g. ROS header.frame_id)
 
 
 @dataclass
 class Result:
     """What the Session returns for one frame.
 
-    labels: int HxW at the model's input size. path: number of depth segments run
+    labels: int HxW at the frame's (camera) resolution by default (Session.labels_at = 'model':
+    the model's input size). path: number of depth segments run
     (depth_fraction of the full path's depth-encoder MACs).
     times_ms: per-branch and 'preprocess', 'total' times. branches_run: names in execution order.
     """
@@ -41,7 +44,7 @@ class Result:
     frame: Optional[Frame] = None
     logits: Optional[np.ndarray] = None
     tile_mask: Optional[np.ndarray] = None  # region mode: bool [rows, cols], True = depth ran on the tile
-    tile_size: int = 0  # region mode: tile size in input px
+    tile_size: int = 0  # region mode: tile size in model-input px; the [rows, cols] grid spans the whole frame
 
     @property
     def active_share(self) -> Optional[float]:

@@ -4,6 +4,7 @@ The folder is assembled in a hidden sibling and renamed into place at the end, s
 export never leaves a folder whose manifest loads.
 """
 import io
+import logging
 import os
 import shutil
 import tempfile
@@ -12,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Dict, Optional
 
-from dynmm_edge import __version__
+from dynmm_edge._version import __version__
 from dynmm_edge._lazy import require
-from dynmm_edge.atomic import UMASK
+from dynmm_edge.atomic import current_umask
 from dynmm_edge.errors import DynMMError
 from dynmm_edge.manifest import SCHEMA, SCHEMA_VERSION, parse_manifest, sha256_file
 
@@ -60,25 +61,50 @@ def _spec(name, tensor, dynamic_batch):
     return {"name": name, "shape": shape, "dtype": TORCH_DTYPES[str(tensor.dtype)]}
 
 
+def check_size(value: Optional[int], flag: str) -> None:
+    """Input sizes are positive multiples of 32 (the encoders downsample 5 times)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 32:
+        raise DynMMError(f"{flag} {value!r}: must be a positive multiple of 32 (e.g. 480 or 640)")
+
+
 def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional[int] = None,
                  opset: int = DEFAULT_OPSET, dynamic_batch: bool = False, force: bool = False,
-                 fp16: bool = False, progress=None):
-    """Export a preset name, checkpoint path or (net, meta) pair to `out_dir`; returns the Manifest."""
-    torch = require("torch", "export")
-    from dynmm_edge.model.checkpoints import load_model, model_checkpoint, save_checkpoint
-    from dynmm_edge.export.split import example_inputs, split_model
-    from dynmm_edge.export.trt_check import check_model
+                 fp16: bool = False, progress=None, import_options: Optional[Dict] = None):
+    """Export a preset name, checkpoint path or (net, meta) pair to `out_dir`; returns the Manifest.
 
+    import_options (dataset, num_classes, upsampling, overrides) go to load_model: how to read an
+    ESANet/DynMM file, or the head of a preset. height/width also go there, so an import is built
+    for the export size directly."""
+    check_size(height, "height")
+    check_size(width, "width")
+    torch = require("torch", "export")
+    from dynmm_edge.folder_commit import folder_lock, sweep
     out_dir = Path(out_dir)
-    if out_dir.exists() and not force:
-        if any(out_dir.iterdir()):
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DynMMError(f"{out_dir} exists and is not a folder: choose another -o/--output")
+    with folder_lock(out_dir):  # a second export into the same folder fails instead of replacing it
+        if out_dir.exists() and not force and any(out_dir.iterdir()):
             raise DynMMError(f"{out_dir} already exists and is not empty: pass --force to replace it")
+        sweep(out_dir)  # what a killed export or update left behind
+        _export_locked(spec, out_dir, torch, height, width, opset, dynamic_batch, fp16, progress, import_options)
+    from dynmm_edge.manifest import load_manifest
+    return load_manifest(out_dir)
+
+
+def _export_locked(spec, out_dir: Path, torch, height, width, opset, dynamic_batch, fp16, progress,
+                   import_options=None) -> None:
+    from dynmm_edge.model.checkpoints import load_model, model_checkpoint, save_checkpoint
+    from dynmm_edge.model.split import example_inputs, split_model
+    from dynmm_edge.export.trt_check import check_model
+    from dynmm_edge.signals import fault_point
     source_file = None
     if isinstance(spec, tuple):
         net, meta = spec
     else:
         spec = model_checkpoint(spec)  # 'demo' or a model folder -> its checkpoint file
-        net, meta = load_model(spec)
+        net, meta = load_model(spec, height=height, width=width, **(import_options or {}))
         if Path(spec).is_file() and "import" not in meta:
             source_file = Path(spec)  # our own format: ship its bytes (keeps e.g. fp16 packing)
     resized = resize_model(net.eval(), height, width)
@@ -93,7 +119,7 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
     costs = exported_costs(net)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes 0700; the model folder gets the usual permissions
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; the model folder gets the usual permissions
     try:
         entries = []
         for b in branches:
@@ -105,6 +131,7 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
                 raise DynMMError("TensorRT compatibility check failed:\n  " + "\n  ".join(problems))
             fname = f"{b.name}.onnx"
             (tmp / fname).write_bytes(model.SerializeToString())
+            fault_point(f"staged {fname}")
             variants = {"fp32": {"file": fname, "sha256": sha256_file(tmp / fname)}}
             if fp16:
                 from dynmm_edge.export.fp16 import convert_fp16
@@ -128,45 +155,78 @@ def export_model(spec, out_dir, *, height: Optional[int] = None, width: Optional
             shutil.copyfile(source_file, tmp / "model.pt")
         else:
             save_checkpoint(tmp / "model.pt", net, meta)
-        palette = [list(map(int, c)) for c in meta["palette"]]
-        # an imported static ESANet has no trained gate: run it as "always full depth" by default
-        gate_trained = bool(meta.get("gate_trained", meta.get("train", {}).get("gate_trained", True)))
-        manifest = {
-            "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "name": meta.get("name", out_dir.name),
-            "input": {"height": cfg.height, "width": cfg.width, "dynamic_batch": dynamic_batch},
-            "preprocess": preprocess, "classes": list(meta["classes"]), "palette": palette,
-            "gate": {"placement": cfg.gate, "branch": "gate", "output": "gate_logits", "paths": list(net.paths),
-                     "zero_inputs": zero_inputs, "present_input": "depth_present",
-                     "trained": gate_trained,
-                     "default_policy": meta.get("default_policy") or ("argmax" if gate_trained else "fixed:full")},
-            "branches": entries,
-            "paths": {str(k): list(v) for k, v in paths.items()},
-            "macs": {"total_per_path": {str(k): int(v) for k, v in costs["total_per_path"].items()},
-                     "depth_per_path": {str(k): int(v) for k, v in costs["depth_per_path"].items()}},
-            "model_config": cfg.to_dict(),
-            "checkpoint": {"file": "model.pt", "sha256": sha256_file(tmp / "model.pt")},
-            "created_by": {"dynmm_edge": __version__, "torch": torch.__version__, "opset": opset},
-        }
+        fault_point("staged model.pt")
+        trained = weights_trained(meta)
+        if not trained:
+            warn = (f"{meta.get('name', out_dir.name)}: exporting UNTRAINED (random-init) weights; the "
+                    "manifest says trained: false and the default policy is fixed:full")
+            logging.getLogger(__name__).warning(warn)
+            say(f"warning: {warn}")
+        manifest = _manifest_dict(meta, out_dir, cfg, net, dynamic_batch, zero_inputs, entries, paths, costs,
+                                  sha256_file(tmp / "model.pt"), torch.__version__, opset)
         if regions is not None:
             manifest["regions"] = regions
         parse_manifest(manifest, tmp)  # validate before it becomes visible
         from dynmm_edge.atomic import write_json
         write_json(tmp / "manifest.json", manifest)
-        _swap_into_place(tmp, out_dir)
-    except BaseException:
+        fault_point("staged manifest.json")
+        _swap_into_place(tmp, out_dir, manifest)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    from dynmm_edge.manifest import load_manifest
-    return load_manifest(out_dir)
 
 
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
-    """Rename the finished folder into place; an existing one is moved aside first, then removed."""
+def _manifest_dict(meta, out_dir, cfg, net, dynamic_batch, zero_inputs, entries, paths, costs, checkpoint_sha,
+                   torch_version, opset) -> Dict:
+    palette = [list(map(int, c)) for c in meta["palette"]]
+    # random-init weights (a preset) are not a model to use: say so and run the plain full path;
+    # an imported static ESANet has no trained gate: run it as "always full depth" by default
+    trained = weights_trained(meta)
+    gate_trained = trained and bool(meta.get("gate_trained", meta.get("train", {}).get("gate_trained", True)))
+    return {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "name": meta.get("name", out_dir.name),
+        "trained": trained,
+        "input": {"height": cfg.height, "width": cfg.width, "dynamic_batch": dynamic_batch},
+        "preprocess": meta["preprocess"], "classes": list(meta["classes"]), "palette": palette,
+        "gate": {"placement": cfg.gate, "branch": "gate", "output": "gate_logits", "paths": list(net.paths),
+                 "zero_inputs": zero_inputs, "present_input": "depth_present",
+                 "trained": gate_trained,
+                 "default_policy": (meta.get("default_policy") if trained else None)
+                 or ("argmax" if gate_trained else "fixed:full")},
+        "branches": entries,
+        "paths": {str(k): list(v) for k, v in paths.items()},
+        "macs": {"total_per_path": {str(k): int(v) for k, v in costs["total_per_path"].items()},
+                 "depth_per_path": {str(k): int(v) for k, v in costs["depth_per_path"].items()}},
+        "model_config": cfg.to_dict(),
+        "checkpoint": {"file": "model.pt", "sha256": checkpoint_sha},
+        "created_by": {"dynmm_edge": __version__, "torch": torch_version, "opset": opset},
+    }
+
+
+def weights_trained(meta) -> bool:
+    """False for random-init weights (presets exported without a checkpoint), True otherwise."""
+    return (meta.get("train") or {}).get("weights") != "random-init"
+
+
+def _swap_into_place(tmp: Path, out_dir: Path, manifest: Dict) -> None:
+    """Make the finished folder visible in one atomic step.
+
+    A new (or empty) folder: one rename. An existing model folder: new files under names its
+    manifest does not use, then the manifest switch, then cleanup (folder_commit), so a kill at
+    any point leaves the old model or the new one. Any other existing folder (--force): moved
+    aside, then replaced.
+    """
+    from dynmm_edge.folder_commit import MANIFEST, commit, fsync_dir
+    if (out_dir / MANIFEST).is_file():
+        commit(out_dir, {p.name: p for p in sorted(tmp.iterdir()) if p.name != MANIFEST}, manifest)
+        return
     old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        old = out_dir.with_name(f".{out_dir.name}.partial-old-{os.getpid()}")
         os.replace(out_dir, old)
+    elif out_dir.exists():
+        out_dir.rmdir()
     os.replace(tmp, out_dir)
+    fsync_dir(out_dir.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

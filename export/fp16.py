@@ -88,8 +88,19 @@ def add_fp16_variants(folder, branches=None, progress=None):
     The manifest is rewritten (atomically) only after every file exists, so a failure leaves the
     folder loading exactly as before.
     """
+    from dynmm_edge.folder_commit import folder_lock, sweep
+    with folder_lock(folder):
+        sweep(folder)
+        _add_fp16_locked(folder, branches, progress)
+    from dynmm_edge.manifest import load_manifest
+    return load_manifest(folder)
+
+
+def _add_fp16_locked(folder, branches, progress) -> None:
     from dataclasses import replace as dc_replace
+    from dynmm_edge.folder_commit import replace_manifest
     from dynmm_edge.manifest import Variant, load_manifest, sha256_file
+    from dynmm_edge.signals import fault_point
     m = load_manifest(folder)
     new = []
     written = []
@@ -100,17 +111,18 @@ def add_fp16_variants(folder, branches=None, progress=None):
                 continue
             if progress:
                 progress(f"FP16 variant of {b.name}")
-            dst = m.folder / f"{b.name}.fp16.onnx"
+            dst = m.folder / f"{b.name}.fp16.onnx"  # not referenced by the current manifest
             convert_fp16(m.file_path(b, "fp32"), dst)
             written.append(dst)
+            fault_point(f"placed {dst.name}")
             variants = dict(b.variants)
             variants["fp16"] = Variant(dst.name, sha256_file(dst))
             new.append(dc_replace(b, variants=variants))
-        m2 = m.with_branches(new)
-        m2.save()
+        if written:
+            replace_manifest(m.folder, m.with_branches(new).to_dict())
     except BaseException:
-        for f in written:
-            f.unlink(missing_ok=True)
+        on_disk = load_manifest(folder, verify_hashes=False)
+        if all("fp16" not in b.variants for b in on_disk.branches if b.name in {f.name.split(".")[0] for f in written}):
+            for f in written:
+                f.unlink(missing_ok=True)
         raise
-    return load_manifest(folder)
-

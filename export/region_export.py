@@ -5,7 +5,7 @@ Branches (kind 'region'; not part of any frame path):
   region_stage_i (tile_in_i [N, C, wh, ww]) -> tile_out_i [N, C', oh, ow]   i = 1..4, N dynamic (tiles)
   region_trunk   (rgb, depth_feat_0, region_feat_1..4, tile_mask [1, rows, cols]) -> logits, labels
 The dense depth stem (branch depth0, or stem for stem-gate models) produces depth_feat_0. Gather and
-scatter between the tile stages happen in the runtime (dynmm_edge.runtime.tiles on numpy for ORT CPU).
+scatter between the tile stages happen in the runtime (dynmm_edge.tiles on numpy for ORT CPU).
 Tile stages have only a dynamic batch dimension, so TensorRT builds them with one optimisation profile
 whose min/opt/max span the manifest's buckets.
 """
@@ -13,41 +13,12 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import torch
-from torch import nn
 
 from dynmm_edge.manifest import sha256_file
-from dynmm_edge.runtime.tiles import default_buckets, window_layout
+from dynmm_edge.model.region_split import RegionTrunk, region_branch_defs
+from dynmm_edge.tiles import default_buckets, window_layout
 
 REGION_SCHEMA = 1
-
-
-class _RegionGate(nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, rgb, depth):
-        return self.net.region.gate(rgb, depth)
-
-
-class _TileStage(nn.Module):
-    def __init__(self, net, index):
-        super().__init__()
-        self.net, self.index = net, index
-
-    def forward(self, x):
-        return self.net.region.tile_stage(self.index, x)
-
-
-class _RegionTrunk(nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, rgb, d0, f1, f2, f3, f4, tile_mask):
-        from dynmm_edge.model.region import region_trunk
-        logits = region_trunk(self.net, rgb, d0, [f1, f2, f3, f4], tile_mask)
-        return logits, torch.argmax(logits, dim=1).to(torch.int32)
 
 
 def _params(net, name: str) -> int:
@@ -60,17 +31,6 @@ def _params(net, name: str) -> int:
     else:
         mods = [head.layers[int(name[-1]) - 1]]
     return sum(p.numel() for m in mods for p in m.parameters())
-
-
-def region_branch_defs(net) -> List[Tuple[str, nn.Module, Tuple[str, ...], Tuple[str, ...], bool]]:
-    """(name, module, inputs, outputs, dynamic tile batch) in execution order."""
-    defs = [("region_gate", _RegionGate(net), ("rgb", "depth"), ("tile_logits",), False)]
-    for i in range(1, 5):
-        defs.append((f"region_stage{i}", _TileStage(net, i), (f"tile_in_{i}",), (f"tile_out_{i}",), True))
-    defs.append(("region_trunk", _RegionTrunk(net),
-                 ("rgb", "depth_feat_0", "region_feat_1", "region_feat_2", "region_feat_3", "region_feat_4",
-                  "tile_mask"), ("logits", "labels"), False))
-    return defs
 
 
 def region_examples(net, tiles: int = 2) -> Dict[str, torch.Tensor]:
@@ -91,7 +51,7 @@ def region_examples(net, tiles: int = 2) -> Dict[str, torch.Tensor]:
             c = ex["depth_feat_0"].shape[1] if i == 1 else head.channels[i - 2]
             ex[f"tile_in_{i}"] = torch.randn(tiles, c, wh, ww, generator=g)
             ex[f"tile_out_{i}"] = head.tile_stage(i, ex[f"tile_in_{i}"])
-        ex["logits"] = _RegionTrunk(net)(*[ex[n] for n in region_branch_defs(net)[-1][2]])[0]
+        ex["logits"] = RegionTrunk(net)(*[ex[n] for n in region_branch_defs(net)[-1][2]])[0]
         ex["labels"] = ex["logits"].argmax(1).to(torch.int32)
     return ex
 
@@ -144,6 +104,6 @@ def tile_profile(buckets, typical_share: float = 0.3):
     bucket that holds a typical active share. Every bucket lies inside this one profile; on GPU backends
     a CUDA graph per bucket (static shapes) is captured at start-up."""
     from dynmm_edge.export.trt_build import BatchProfile
-    from dynmm_edge.runtime.tiles import tile_batch_range
+    from dynmm_edge.tiles import tile_batch_range
 
     return BatchProfile(*tile_batch_range(buckets, typical_share))

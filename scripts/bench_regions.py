@@ -13,7 +13,7 @@ from pathlib import Path
 
 def curve_for(model, frames, shares, repeats, threads, clock="wall"):
     from dynmm_edge.bench.region import region_curve
-    from dynmm_edge.runtime.session import open_session
+    from dynmm_edge.models import open_session
 
     with open_session(model, backend="ort", backend_opts={"threads": threads}, policy="region-share:0.3") as s:
         return region_curve(s, frames, shares=shares, repeats=repeats, clock=clock)

@@ -20,8 +20,8 @@ echo "work folder: $WORK" >&2
 dynmm-edge export "$CKPT" -o "$WORK/model" --force
 # calibration: 128 of 384 scanned frames, spread over depth ranges and FP32 gate paths
 dynmm-edge calibrate "$WORK/model" \
-  --data "synthetic://?frames=384&seed=77&motion=walk" --frames "$CAL_FRAMES" --pool 384 \
+  --source "synthetic://?frames=384&seed=77&motion=walk" --frames "$CAL_FRAMES" --pool 384 \
   --method "$METHOD" --branches depth \
-  --eval-data "synthetic://?frames=${EVAL_FRAMES}&seed=2026&motion=walk" --eval-frames "$EVAL_FRAMES" \
-  --report "$OUT"
+  --eval-source "synthetic://?frames=${EVAL_FRAMES}&seed=2026&motion=walk" --eval-frames "$EVAL_FRAMES" \
+  --json "$OUT"
 echo "wrote $OUT and ${OUT%.json}.md" >&2

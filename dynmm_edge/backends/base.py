@@ -5,38 +5,12 @@ subclasses fill only the *_impl hooks. Arrays are backend-native (numpy for ONNX
 torch tensors for PyTorch, device buffers for TensorRT), so branches chain without host copies;
 Backend.download() is the one place data comes back to the host.
 """
-from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping
 
 import numpy as np
 
 from dynmm_edge.errors import BackendError
-
-DTYPES = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "int64": np.int64,
-          "uint8": np.uint8, "bool": np.bool_}
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """Name, shape (-1 for a dynamic dimension) and dtype name of one branch input or output."""
-    name: str
-    shape: Tuple[int, ...]
-    dtype: str = "float32"
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TensorSpec":
-        return cls(str(d["name"]), tuple(int(s) for s in d["shape"]), str(d.get("dtype", "float32")))
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
-
-    def concrete(self, batch: int = 1) -> Tuple[int, ...]:
-        """The shape with dynamic dimensions (-1) set to `batch`."""
-        return tuple(batch if s < 0 else s for s in self.shape)
-
-    @property
-    def np_dtype(self):
-        return DTYPES[self.dtype]
+from dynmm_edge.tensors import DTYPES, TensorSpec  # noqa: F401 - TensorSpec re-exported for backends
 
 
 class Runner:
@@ -86,10 +60,15 @@ class Runner:
 
 
 class Backend:
-    """Creates runners for manifest branches and moves arrays between host and device."""
+    """Creates runners for manifest branches and moves arrays between host and device.
+
+    A Backend owns device resources (a CUDA stream, loaded modules): it is a context manager, and
+    the Session that uses it closes it. close() is idempotent.
+    """
     name = "base"
 
-    def open(self, branch, model_dir) -> Runner:
+    def open(self, branch, manifest, precision: str) -> Runner:
+        """A runner for `branch` of `manifest` (already validated, hashes checked) at `precision`."""
         raise NotImplementedError
 
     def upload(self, array: np.ndarray) -> Any:
@@ -106,6 +85,13 @@ class Backend:
 
     def close(self) -> None:
         pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
     def describe(self) -> Dict[str, Any]:
         return {"backend": self.name}

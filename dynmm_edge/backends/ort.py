@@ -13,6 +13,7 @@ class OrtRunner(Runner):
     def __init__(self, branch, path: Path, providers: Sequence[str], threads: Optional[int]):
         super().__init__(branch.name, {t.name: t for t in branch.inputs}, {t.name: t for t in branch.outputs})
         self.path, self.providers, self.threads = Path(path), list(providers), threads
+        self.branch = branch
         self.session = None
 
     def activate_impl(self) -> None:
@@ -32,6 +33,10 @@ class OrtRunner(Runner):
         if names != set(self.inputs):
             raise BackendError(f"branch '{self.name}': {self.path.name} has inputs {sorted(names)}, "
                                f"manifest says {sorted(self.inputs)}")
+        from dynmm_edge.manifest import check_io_shapes
+        problems = check_io_shapes(self.branch, {i.name: i.shape for i in self.session.get_inputs()})
+        if problems:  # fail at load, not on the first frame
+            raise BackendError(f"branch '{self.name}': {self.path.name}: " + "; ".join(problems))
         self._out_names = [o.name for o in self.session.get_outputs()]
 
     def deactivate_impl(self) -> None:
@@ -57,11 +62,8 @@ class OrtBackend(Backend):
                                f"available: {available}")
         self.providers, self.threads, self.version = list(providers), threads, ort.__version__
 
-    def open(self, branch, model_dir, precision: Optional[str] = None) -> OrtRunner:
-        from dynmm_edge.manifest import safe_join
-        variant = branch.variant(precision or branch.precision)
-        path = safe_join(Path(model_dir), variant.file, f"branch '{branch.name}'")
-        return OrtRunner(branch, path, self.providers, self.threads)
+    def open(self, branch, manifest, precision: str) -> OrtRunner:
+        return OrtRunner(branch, manifest.file_path(branch, precision), self.providers, self.threads)
 
     def upload(self, array: np.ndarray):
         return np.ascontiguousarray(array)

@@ -8,13 +8,14 @@ the trunk without a host round trip; Backend.download() is where data comes back
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
 from dynmm_edge._lazy import require
 from dynmm_edge.backends.base import Backend, Runner, TensorSpec
 from dynmm_edge.backends.cuda_buffers import Device, DeviceArray, cuda_available, open_device
+from dynmm_edge.backends.trt_engine import BatchProfile, load_engine, make_logger
 from dynmm_edge.errors import BackendError
 
 _DTYPE_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16", np.dtype(np.int32): "int32",
@@ -111,8 +112,11 @@ class TensorRTRunner(Runner):
 
 
 class TensorRTBackend(Backend):
-    """Builds (or reuses) one engine per branch and runs them on one shared stream.
+    """Loads (building when allowed) one engine per branch and runs them on one shared stream.
 
+    builder: the engine builder, `build_engine(onnx_path, precision, **options) -> engine path`
+    (dynmm_edge.export.trt_build.build_engine; dynmm_edge.models.open_backend passes it). It also
+    finds cached engines, so a backend without one cannot open branches.
     build=False: use cached engines only (error if one is missing) - for devices that must not build.
     """
 
@@ -120,55 +124,55 @@ class TensorRTBackend(Backend):
 
     def __init__(self, *, device="auto", trt_module=None, cache_dir=None, precision: Optional[str] = None,
                  workspace_mb: int = 1024, profile=None, timing_cache_path=None, build: bool = True,
-                 log_severity: str = "warning"):
+                 log_severity: str = "warning", builder: Optional[Callable[..., Path]] = None):
         self.trt = trt_module if trt_module is not None else require("tensorrt", "the TensorRT backend")
         self.device = open_device(device)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.precision, self.workspace_mb, self.profile = precision, workspace_mb, profile
         self.timing_cache_path, self.build, self.log_severity = timing_cache_path, build, log_severity
+        self.builder = builder
         self._runtime = None
+        self._closed = False
         self.engines: Dict[str, Path] = {}
 
     @property
     def runtime(self):
         if self._runtime is None:
-            from dynmm_edge.export.trt_build import _make_logger
-            self._runtime = self.trt.Runtime(_make_logger(self.trt, self.log_severity))
+            self._runtime = self.trt.Runtime(make_logger(self.trt, self.log_severity))
         return self._runtime
 
-    def _profile_for(self, branch, model_dir):
+    def _profile_for(self, branch, manifest):
         """Region tile-batch engines get a profile spanning the manifest's buckets; others self.profile."""
         if branch.kind != "region" or not any(t.shape and t.shape[0] < 0 for t in branch.inputs):
             return self.profile
-        from dynmm_edge.export.trt_build import BatchProfile
-        from dynmm_edge.manifest import load_manifest, region_spec
-        from dynmm_edge.runtime.tiles import tile_batch_range
-        spec = region_spec(load_manifest(model_dir, verify_hashes=False))
-        return BatchProfile(*tile_batch_range(spec.buckets))
+        from dynmm_edge.manifest import region_spec
+        spec = region_spec(manifest)
+        if spec is None:
+            raise BackendError(f"branch '{branch.name}' is a region branch but the manifest has no 'regions' section")
+        return BatchProfile(*spec.tile_batch_range())
 
-    def engine_for(self, branch, model_dir, precision: Optional[str] = None) -> Path:
-        """Path of the cached engine for a branch, building it from the branch ONNX when needed."""
-        from dynmm_edge.export.trt_build import build_engine
-        from dynmm_edge.manifest import safe_join, sha256_file
-        model_dir = Path(model_dir)
+    def engine_for(self, branch, manifest, precision: Optional[str] = None) -> Path:
+        """Path of the cached engine for a branch, building it from the branch ONNX when allowed.
+
+        The ONNX is not re-hashed here: load_manifest checked it, and the engine cache key is the
+        digest of the bytes the builder reads.
+        """
+        if self.builder is None:
+            raise BackendError(f"branch '{branch.name}': this TensorRT backend has no engine builder; open it with "
+                               f"dynmm_edge.models.open_backend('trt') or pass "
+                               f"builder=dynmm_edge.export.trt_build.build_engine")
         precision = precision or self.precision or branch.precision
         variant_precision = precision if precision in getattr(branch, "variants", {}) else branch.precision
-        variant = branch.variant(variant_precision)
-        onnx_path = safe_join(model_dir, variant.file, f"branch '{branch.name}'")
+        onnx_path = manifest.file_path(branch, variant_precision)
         if not onnx_path.is_file():
             raise BackendError(f"branch '{branch.name}': ONNX file {onnx_path} does not exist")
-        actual = sha256_file(onnx_path)
-        if actual != variant.sha256:
-            raise BackendError(f"branch '{branch.name}': sha256 of {onnx_path.name} is {actual[:12]}..., the "
-                               f"manifest says {variant.sha256[:12]}...: the model folder was modified")
-        return build_engine(onnx_path, precision, trt_module=self.trt, workspace_mb=self.workspace_mb,
-                            profile=self._profile_for(branch, model_dir), timing_cache_path=self.timing_cache_path,
-                            cache_dir=self.cache_dir or model_dir / "trt_engines", branch=branch.name,
+        return self.builder(onnx_path, precision, trt_module=self.trt, workspace_mb=self.workspace_mb,
+                            profile=self._profile_for(branch, manifest), timing_cache_path=self.timing_cache_path,
+                            cache_dir=self.cache_dir or manifest.folder / "trt_engines", branch=branch.name,
                             gpu=self.device.describe(), log_severity=self.log_severity, allow_build=self.build)
 
-    def open(self, branch, model_dir, precision: Optional[str] = None) -> TensorRTRunner:
-        from dynmm_edge.export.trt_build import load_engine
-        path = self.engine_for(branch, model_dir, precision)
+    def open(self, branch, manifest, precision: Optional[str] = None) -> TensorRTRunner:
+        path = self.engine_for(branch, manifest, precision)
         engine = load_engine(path, trt_module=self.trt, runtime=self.runtime, gpu=self.device.describe())
         runner = TensorRTRunner(branch.name, engine, self.device, path, self.trt)
         want_in = {t.name for t in branch.inputs}
@@ -194,7 +198,11 @@ class TensorRTBackend(Backend):
         self.device.synchronize()
 
     def close(self) -> None:
-        self.device.close()
+        """Destroy the CUDA stream (and context) once; the runtime and engines go with the backend."""
+        if not self._closed:
+            self._closed = True
+            self._runtime = None
+            self.device.close()
 
     def describe(self) -> Dict[str, Any]:
         info = self.device.describe()

@@ -79,30 +79,33 @@ class TorchBackend(Backend):
         self.dtype = torch.float16 if fp16 else torch.float32
         self._modules = {}
 
-    def _branch_modules(self, model_dir: Path):
-        key = str(Path(model_dir).resolve())
+    def _branch_modules(self, manifest):
+        """Branch modules cut from the checkpoint the manifest names, loaded once per model folder."""
+        key = str(Path(manifest.folder).resolve())
         if key not in self._modules:
-            from dynmm_edge.manifest import load_manifest, safe_join, sha256_file
+            from dynmm_edge.manifest import safe_join, sha256_file
             from dynmm_edge.model.checkpoints import load_checkpoint
-            from dynmm_edge.export.split import split_model
-            m = load_manifest(model_dir, verify_hashes=False)
-            ck = m.extra.get("checkpoint")
+            from dynmm_edge.model.split import split_model
+            ck = manifest.extra.get("checkpoint")
             if not ck:
-                raise ManifestError(f"{model_dir}: manifest has no 'checkpoint' entry; the PyTorch backend needs one")
-            path = safe_join(Path(model_dir), ck["file"], "checkpoint")
+                raise ManifestError(f"{manifest.folder}: manifest has no 'checkpoint' entry; the PyTorch backend "
+                                    f"needs one")
+            path = safe_join(Path(manifest.folder), ck["file"], "checkpoint")
+            # the manifest checks branch files only; the checkpoint is hashed here, once per folder
             if not path.is_file() or sha256_file(path) != ck["sha256"]:
-                raise ManifestError(f"{model_dir}: checkpoint {ck['file']} is missing or its sha256 does not match")
+                raise ManifestError(f"{manifest.folder}: checkpoint {ck['file']} is missing or its sha256 does "
+                                    f"not match")
             net, _ = load_checkpoint(path)
             net = net.eval().to(self.device, self.dtype)
             branches, _, _ = split_model(net)
             self._modules[key] = {b.name: b.module for b in branches}
             if getattr(net, "region", None) is not None:  # region branches (docs/REGIONS.md)
-                from dynmm_edge.export.region_export import region_branch_defs
+                from dynmm_edge.model.region_split import region_branch_defs
                 self._modules[key].update({d[0]: d[1].eval() for d in region_branch_defs(net)})
         return self._modules[key]
 
-    def open(self, branch, model_dir, precision: Optional[str] = None) -> TorchRunner:
-        modules = self._branch_modules(Path(model_dir))
+    def open(self, branch, manifest, precision: str) -> TorchRunner:
+        modules = self._branch_modules(manifest)
         if branch.name not in modules:
             raise BackendError(f"PyTorch backend: the checkpoint has no branch '{branch.name}'")
         return TorchRunner(branch, modules[branch.name], self.device, self.dtype, self.cuda_graphs)
@@ -123,6 +126,10 @@ class TorchBackend(Backend):
     def synchronize(self) -> None:
         if self.device.type == "cuda":
             self.torch.cuda.synchronize()
+
+    def close(self) -> None:
+        """Drop the loaded branch modules (and with them their device memory)."""
+        self._modules.clear()
 
     def describe(self) -> Dict[str, Any]:
         d = {"backend": self.name, "torch": self.torch.__version__, "device": str(self.device),

@@ -16,7 +16,7 @@ import numpy as np
 
 from dynmm_edge import atomic
 from dynmm_edge._lazy import require
-from dynmm_edge.errors import DataError
+from dynmm_edge.errors import BadFrame, DataError
 from dynmm_edge.types import Frame
 
 LAYOUTS = ("nyuv2", "sunrgbd", "scannet", "pairs")
@@ -103,7 +103,9 @@ class DirectoryDataset:
 
     def __init__(self, root, split: Optional[str] = "train", layout: str = "nyuv2",
                  num_classes: Optional[int] = None, depth_dir: Optional[str] = None,
-                 sunrgbd_depth: str = "native", depth_scale_m: float = 0.001, with_labels: bool = True):
+                 sunrgbd_depth: str = "native", depth_scale_m: float = 0.001, with_labels: bool = True,
+                 allow_8bit_depth: bool = False):
+        self.allow_8bit_depth = allow_8bit_depth
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if sunrgbd_depth not in ("native", "mm"):
@@ -142,11 +144,11 @@ class DirectoryDataset:
         return len(self.rgb_files)
 
     @staticmethod
-    def _read(path: Path, flags) -> np.ndarray:
+    def _read(path: Path, flags, index: int = -1) -> np.ndarray:
         cv2 = _cv2()
         img = cv2.imread(str(path), flags)
-        if img is None:
-            raise DataError(f"{path}: unreadable or not an image")
+        if img is None:  # one bad file, not a bad dataset: the stream may go on (BadFrame)
+            raise BadFrame(index, f"{path}: unreadable or not an image (truncated or corrupt file?)")
         return img
 
     def __getitem__(self, i: int) -> Frame:
@@ -155,7 +157,7 @@ class DirectoryDataset:
         i %= len(self)
         cv2 = _cv2()
         rp, dp = self.rgb_files[i], self.depth_files[i]
-        bgr = self._read(rp, cv2.IMREAD_UNCHANGED)
+        bgr = self._read(rp, cv2.IMREAD_UNCHANGED, i)
         if bgr.dtype != np.uint8:
             raise DataError(f"{rp}: rgb must be 8-bit, got {bgr.dtype}")
         if bgr.ndim == 2:
@@ -164,9 +166,14 @@ class DirectoryDataset:
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGRA2RGB)
         else:
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        depth = self._read(dp, cv2.IMREAD_UNCHANGED)
+        depth = self._read(dp, cv2.IMREAD_UNCHANGED, i)
         if depth.ndim != 2 or depth.dtype not in (np.uint16, np.uint8):
             raise DataError(f"{dp}: depth must be a single-channel 16-bit PNG, got {depth.dtype} {depth.shape}")
+        if depth.dtype == np.uint8 and not self.allow_8bit_depth:
+            raise DataError(f"{dp}: depth is an 8-bit PNG (0-255), which would be read as {self.depth_scale_m * 1000:g} mm "
+                            f"per count; save depth as 16-bit PNG in millimetres (e.g. cv2.imwrite(path, "
+                            f"depth_mm.astype(numpy.uint16))), or pass ?depth_scale_m=S (metres per 8-bit count) "
+                            f"to accept it")
         depth = depth.astype(np.uint16, copy=False)
         if self.layout == "sunrgbd" and self.sunrgbd_depth == "native":
             depth = sunrgbd_native_to_mm(depth)
@@ -176,7 +183,7 @@ class DirectoryDataset:
         labels = None
         if self.label_files is not None:
             lp = self.label_files[i]
-            lab = self._read(lp, cv2.IMREAD_UNCHANGED)
+            lab = self._read(lp, cv2.IMREAD_UNCHANGED, i)
             if lab.ndim != 2 or lab.dtype != np.uint8:
                 raise DataError(f"{lp}: labels must be a single-channel 8-bit PNG, got {lab.dtype} {lab.shape}")
             if lab.shape != rgb.shape[:2]:

@@ -3,21 +3,20 @@
 write_recording pushes frames through pyrealsense2's software_device into rs.recorder, so the file
 is a genuine librealsense recording that the io FrameSource (and RealSense Viewer) can play back.
 Ground-truth labels cannot live in the recording: they go to `<path>.labels.npz`
-(frame_numbers int64 [N], labels uint8 [N,H,W]). read_recording reads both back (tests, tools).
+(frame_numbers int64 [N], labels uint8 [N,H,W]). dynmm_edge.io.realsense.read_recording reads both back (tests, tools).
 """
 from __future__ import annotations
 
 import gc
 import os
 from pathlib import Path
-from typing import Iterable, List, Optional
+from typing import Iterable, List
 
 import numpy as np
 
 from dynmm_edge import atomic
 from dynmm_edge._lazy import require
 from dynmm_edge.errors import DataError
-from dynmm_edge.types import Frame
 
 
 def labels_sidecar(path) -> Path:
@@ -167,19 +166,3 @@ def _record(rs, tmp: Path, frames, fps, numbers, labels) -> int:
         del rec, dev, dsens, csens, dprof, cprof, dvp, cvp, sink
         gc.collect()
     return n
-
-
-def read_recording(path, max_frames: Optional[int] = None) -> List[Frame]:
-    """Every frame of a .db3 recording exactly once, in frame-number order, labels from the sidecar.
-
-    Uses the runtime's PlaybackSource (non-real-time, per-sensor callbacks into a blocking queue),
-    so tests and the runtime read recordings through one code path.
-    """
-    from dynmm_edge.io.realsense import PlaybackSource
-    out: List[Frame] = []
-    with PlaybackSource(path) as src:
-        for f in src:
-            out.append(f)
-            if max_frames is not None and len(out) >= max_frames:
-                break
-    return out

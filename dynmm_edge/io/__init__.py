@@ -1,5 +1,5 @@
 """Frame sources (cameras, recordings, folders, synthetic world) and result sinks, picked by URI."""
-from dynmm_edge.io.base import FakeLiveSource, FrameSource, ListSource, parse_uri  # noqa: F401
+from dynmm_edge.io.base import FrameSource, ListSource, parse_uri  # noqa: F401
 
 
 def open_source(uri, **opts):

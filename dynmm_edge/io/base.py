@@ -4,10 +4,8 @@ A source is an iterable of Frame that simply stops at end of stream (no sentinel
 polling), carries `live` so the pipeline knows whether it may drop frames, and is a context
 manager so the device or file is released even when the consumer stops early.
 """
-import threading
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qsl, unquote
 
 from dynmm_edge.errors import DataError
@@ -24,6 +22,9 @@ class FrameSource:
     live: bool = False
     size: Optional[Tuple[int, int]] = None
     name: str = "source"
+    # False: an unreadable frame raises BadFrame (plain iteration ends). True (set by the pipeline):
+    # it is yielded, so the stream goes on and the pipeline decides (--on-bad-frame skip|stop).
+    yield_bad_frames: bool = False
 
     def __init__(self):
         self._closed = False
@@ -61,7 +62,8 @@ class FrameSource:
 
 
 class ListSource(FrameSource):
-    """Frames from a list (tests, replays held in memory). Offline: nothing is ever dropped."""
+    """Frames from a list: replays held in memory (bench throughput runs) and tests. Offline: nothing
+    is ever dropped. A product source, not a test double: dynmm_edge.bench replays frames with it."""
 
     def __init__(self, frames: Iterable[Frame], live: bool = False, name: str = "list"):
         super().__init__()
@@ -78,46 +80,6 @@ class ListSource(FrameSource):
             if self._closed:
                 return
             yield frame
-
-
-class FakeLiveSource(FrameSource):
-    """Emulates a camera: frames come from `make_frame(i)` at `fps`, whether or not anyone keeps up.
-
-    `produced` counts frames handed out, so tests can check frames_in == frames_out + dropped.
-    The clock is absolute (start + i / fps): a slow consumer does not slow the camera down, it
-    just gets the next due frame immediately, like a driver whose buffer it failed to drain.
-    """
-
-    live = True
-
-    def __init__(self, make_frame: Callable[[int], Frame], num_frames: Optional[int] = None,
-                 fps: float = 30.0, name: str = "fake-live", size: Optional[Tuple[int, int]] = None):
-        super().__init__()
-        if fps <= 0:
-            raise ValueError(f"fps must be > 0, got {fps}")
-        self._make = make_frame
-        self.num_frames = num_frames
-        self.fps = float(fps)
-        self.name = name
-        self.size = size
-        self.produced = 0
-        self._lock = threading.Lock()
-
-    def _frames(self):
-        start = time.perf_counter()
-        i = 0
-        while not self._closed and (self.num_frames is None or i < self.num_frames):
-            due = start + i / self.fps
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            frame = self._make(i)
-            if self.size is None:
-                self.size = (frame.rgb.shape[1], frame.rgb.shape[0])
-            with self._lock:
-                self.produced += 1
-            yield frame
-            i += 1
 
 
 # ----------------------------------------------------------------------------------------------

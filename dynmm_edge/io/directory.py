@@ -6,11 +6,11 @@ dynmm_edge.data.datasets.DirectoryDataset; this module only picks the layout and
 from pathlib import Path
 from typing import Optional
 
-from dynmm_edge.errors import DataError
+from dynmm_edge.errors import BadFrame, DataError
 from dynmm_edge.io.base import FrameSource
 
 LAYOUTS = ("auto", "nyuv2", "sunrgbd", "scannet", "pairs")
-OPTIONS = {"split": (str, ""), "layout": (str, "auto"), "depth_dir": (str, ""), "depth_scale_m": (float, 0.001),
+OPTIONS = {"split": (str, ""), "layout": (str, "auto"), "depth_dir": (str, ""), "depth_scale_m": (float, 0.0),
            "labels": (bool, True)}
 _LABEL_DIRS = {"semantic_40": "nyuv2", "semantic_37": "sunrgbd"}
 
@@ -51,15 +51,19 @@ class DirectorySource(FrameSource):
     live = False
 
     def __init__(self, root, split: str = "", layout: str = "auto", depth_dir: str = "",
-                 depth_scale_m: float = 0.001, labels: bool = True):
+                 depth_scale_m: float = 0.0, labels: bool = True):
+        """depth_scale_m: metres per depth count; 0 = not given (16-bit millimetres; 8-bit refused)."""
         super().__init__()
+        if not depth_scale_m >= 0 or depth_scale_m == float("inf"):
+            raise DataError(f"directory source {root}: depth_scale_m must be > 0 (metres per count), got {depth_scale_m}")
         from dynmm_edge.data.datasets import DirectoryDataset
         self.root = Path(root)
         lay, sp = detect_layout(self.root, split, layout)
         self.layout, self.split = lay, sp
         try:
             self.dataset = DirectoryDataset(self.root, split=sp, layout=lay, depth_dir=depth_dir or None,
-                                            depth_scale_m=depth_scale_m, with_labels=labels)
+                                            depth_scale_m=depth_scale_m or 0.001, with_labels=labels,
+                                            allow_8bit_depth=depth_scale_m > 0)
         except ValueError as exc:
             raise DataError(f"directory source {self.root}: {exc}") from exc
         self.name = f"dir:{self.root}" + (f"/{sp}" if sp else "")
@@ -72,7 +76,13 @@ class DirectorySource(FrameSource):
         for i in range(len(self.dataset)):
             if self._closed:
                 return
-            frame = self.dataset[i]
+            try:
+                frame = self.dataset[i]
+            except BadFrame as bad:
+                if not self.yield_bad_frames:
+                    raise
+                yield bad  # the pipeline skips or stops (--on-bad-frame)
+                continue
             if self.size is None:
                 self.size = (frame.rgb.shape[1], frame.rgb.shape[0])
             yield frame

@@ -10,7 +10,7 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -500,3 +500,17 @@ REALSENSE_OPTIONS = {"width": (int, 640), "height": (int, 480), "fps": (int, 30)
 PLAYBACK_OPTIONS = {"filters": (list, ()), "align": (str, "auto"), "labels": (str, "auto"),
                     "pair_by": (str, "auto"), "stall_s": (float, 10.0), "queue_size": (int, 8)}
 
+
+def read_recording(path, max_frames: Optional[int] = None) -> List[Frame]:
+    """Every frame of a .db3 recording exactly once, in frame-number order, labels from the sidecar.
+
+    Uses PlaybackSource (non-real-time, per-sensor callbacks into a blocking queue),
+    so tests and the runtime read recordings through one code path.
+    """
+    out: List[Frame] = []
+    with PlaybackSource(path) as src:
+        for f in src:
+            out.append(f)
+            if max_frames is not None and len(out) >= max_frames:
+                break
+    return out

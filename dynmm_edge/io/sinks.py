@@ -3,8 +3,11 @@
 Every sink is a context manager: a clean exit finalises the output, an exception aborts it (a
 video that was interrupted by an error never appears under its final name).
 """
+import errno
 import json
 import os
+import shutil
+import sys
 import tempfile
 import time
 from collections import deque
@@ -14,11 +17,11 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import numpy as np
 
 from dynmm_edge._lazy import require
-from dynmm_edge.atomic import write_bytes
+from dynmm_edge.atomic import current_umask, write_bytes
 from dynmm_edge.errors import DataError
 from dynmm_edge.io.base import parse_uri, resolve_options
 from dynmm_edge.types import Result
-from dynmm_edge.viz.overlay import as_palette, draw_hud, overlay, resize_nearest
+from dynmm_edge.viz.overlay import as_palette, draw_hud, draw_legend, hud_fps, overlay, resize_nearest
 
 
 class Sink:
@@ -63,7 +66,7 @@ class Sink:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None or exc_type is KeyboardInterrupt:
+        if exc_type is None or issubclass(exc_type, KeyboardInterrupt):  # Ctrl-C, SIGTERM, SIGHUP
             self.close()
         else:
             self.abort()
@@ -79,7 +82,7 @@ class _Renderer:
 
     def __init__(self, palette, class_names, alpha, hud: bool):
         self.palette = as_palette(palette)
-        self.class_names = tuple(class_names) if class_names is not None else None
+        self.class_names = tuple(class_names) if class_names is not None else None  # the HUD's legend
         self.alpha = float(alpha)
         self.hud = hud
         self._times = deque(maxlen=30)
@@ -89,12 +92,11 @@ class _Renderer:
     def hud_lines(self, result: Result) -> List[str]:
         now = time.perf_counter()
         self._times.append(now)
-        fps = (len(self._times) - 1) / (self._times[-1] - self._times[0]) if len(self._times) > 1 and self._times[-1] > self._times[0] else 0.0
         self.frames += 1
         self.depth_fraction_sum += float(result.depth_fraction)
         share = 100.0 * (1.0 - self.depth_fraction_sum / self.frames)
         total = result.times_ms.get("total")
-        lines = [f"FPS {fps:5.1f}" + (f"  total {total:.1f} ms" if total is not None else ""),
+        lines = [f"FPS {hud_fps(self._times, total)}" + (f"  total {total:.1f} ms" if total is not None else ""),
                  f"frame {result.frame_id}  path {result.path}  depth {result.depth_macs / 1e9:.2f} GMAC",
                  f"depth compute skipped: {share:4.1f}%"]
         if result.tile_mask is not None:
@@ -114,7 +116,39 @@ class _Renderer:
             img = draw_tiles(img, result.tile_mask)
         if self.hud:
             img = draw_hud(img, self.hud_lines(result))
+            if self.class_names:
+                img = draw_legend(img, labels, self.class_names, self.palette)
         return img
+
+
+def check_display(environ=None) -> None:
+    """Fail before the run starts when there is no screen (OpenCV's Qt would abort the process)."""
+    environ = os.environ if environ is None else environ
+    if sys.platform.startswith("linux") and not (environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY")):
+        raise DataError("display:// needs a graphical display, but neither DISPLAY nor WAYLAND_DISPLAY is set "
+                        "(ssh without -X, a service or a container?); write out.mp4 or png://DIR instead")
+
+
+class _TargetLock:
+    """Holds folder_commit's lock on an output file for a sink's lifetime (two runs, one file)."""
+
+    def __init__(self, path: Path):
+        import contextlib
+        from dynmm_edge.folder_commit import FolderBusy, folder_lock
+        self._stack = contextlib.ExitStack()
+        try:
+            self._stack.enter_context(folder_lock(path))
+        except FolderBusy:
+            raise DataError(f"{path} is being written by another dynmm-edge run; choose another output "
+                            f"file or wait for it to finish") from None
+
+    def release(self) -> None:
+        self._stack.close()
+
+
+def _write_failed(sink: str, path: Path, exc: OSError) -> DataError:
+    return DataError(f"{sink} sink {path}: write failed ({exc.strerror or exc}); the output was discarded"
+                     + ("; the disk is full" if exc.errno == errno.ENOSPC else ""))
 
 
 class DisplaySink(Sink):
@@ -124,6 +158,7 @@ class DisplaySink(Sink):
 
     def __init__(self, palette=None, class_names=None, alpha=0.5, title="dynmm-edge", hud=True, wait_ms=1):
         super().__init__()
+        check_display()
         self._cv2 = require("cv2", "the display:// sink")
         self.name = f"display:{title}"
         self.title = title
@@ -182,6 +217,9 @@ class VideoSink(Sink):
         self.name = f"video:{self.path}"
         self.renderer = _Renderer(palette, class_names, alpha, hud)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise DataError(f"video sink {self.path}: is a folder; give a file name")
+        self._lock = _TargetLock(self.path)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial" + ext, dir=self.path.parent)
         os.close(fd)
         self.tmp_path = Path(tmp)
@@ -202,13 +240,38 @@ class VideoSink(Sink):
         self._writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
 
     def _close(self):
-        if self._writer is None:  # nothing was written: leave no file at all
-            self._discard()
-            return
-        self._writer.release()
-        with open(self.tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self.tmp_path, self.path)
+        try:
+            if self._writer is None:  # nothing was written: leave no file at all
+                self._discard()
+                return
+            self._writer.release()
+            try:
+                self._check_written()
+                with open(self.tmp_path, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                os.chmod(self.tmp_path, 0o666 & ~current_umask())  # mkstemp made it 0600
+                os.replace(self.tmp_path, self.path)
+            except OSError as exc:
+                self._discard()
+                raise _write_failed("video", self.path, exc) from exc
+            except DataError:
+                self._discard()
+                raise
+        finally:
+            self._lock.release()
+
+    def _check_written(self) -> None:
+        """OpenCV's write() reports nothing (a full disk passes silently): count what the file holds."""
+        cv2 = self._cv2
+        cap = cv2.VideoCapture(str(self.tmp_path))
+        try:
+            held = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        finally:
+            cap.release()
+        if held != self.frames_written:
+            free = shutil.disk_usage(self.tmp_path.parent).free
+            raise DataError(f"video sink {self.path}: {self.frames_written} frames written but the file holds "
+                            f"{held} ({free // 2**20} MiB free on that disk; full?); the video was discarded")
 
     def abort(self):
         if not self._closed:
@@ -216,6 +279,7 @@ class VideoSink(Sink):
             if self._writer is not None:
                 self._writer.release()
             self._discard()
+            self._lock.release()
 
     def _discard(self):
         try:
@@ -233,7 +297,7 @@ class PngSink(Sink):
 
     OPTIONS = {"overlay": (bool, False), "resize": (bool, False), "digits": (int, 6)}
 
-    def __init__(self, directory, palette=None, class_names=None, alpha=0.5, overlay=False, resize=False, digits=6):
+    def __init__(self, directory, palette=None, alpha=0.5, overlay=False, resize=False, digits=6):
         super().__init__()
         self._cv2 = require("cv2", "the png:// sink")
         self.directory = Path(directory)
@@ -272,34 +336,76 @@ class PngSink(Sink):
 
 
 class JsonlSink(Sink):
-    """One JSON object per frame (frame_id, path, branches_run, times_ms, depth_macs), flushed per
-    line so `tail -f` and a crash both see every finished frame. ?gate_probs=1 adds the gate output."""
+    """One JSON object per frame (frame_id, path, branches_run, times_ms, depth_macs, bad_frames).
+
+    Rows go to a hidden temporary file beside the target, flushed per line; close() renames it
+    over the target, so an existing file is replaced only by a finished run, and a lock refuses a
+    second run writing the same file. abort() discards the rows. ?gate_probs=1 adds the gate output.
+    """
 
     OPTIONS = {"gate_probs": (bool, False)}
 
-    def __init__(self, path, palette=None, class_names=None, alpha=0.5, gate_probs=False):
+    def __init__(self, path, gate_probs=False):
         super().__init__()
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.name = f"jsonl:{self.path}"
         self.gate_probs = gate_probs
-        self._fh = open(self.path, "w", encoding="utf-8")
+        if self.path.is_dir():
+            raise DataError(f"jsonl sink {self.path}: is a folder; give a file name ending in .jsonl")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = _TargetLock(self.path)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial.jsonl", dir=self.path.parent)
+        except BaseException:
+            self._lock.release()
+            raise
+        os.chmod(tmp, 0o666 & ~current_umask())
+        self.tmp_path = Path(tmp)
+        self._fh = os.fdopen(fd, "w", encoding="utf-8")
 
     def _write(self, result):
         rec = {"frame_id": int(result.frame_id), "path": int(result.path),
                "branches_run": list(result.branches_run),
                "times_ms": {k: float(v) for k, v in result.times_ms.items()},
                "depth_macs": float(result.depth_macs)}
+        frame = result.frame
+        if frame is not None and "bad_frames_before" in frame.meta:
+            rec["bad_frames"] = int(frame.meta["bad_frames_before"])
         if result.tile_mask is not None:  # region mode
             rec["active_share"] = float(result.active_share)
             rec["tile_mask"] = np.asarray(result.tile_mask, dtype=np.uint8).tolist()
         if self.gate_probs and result.gate_probs is not None:
             rec["gate_probs"] = np.asarray(result.gate_probs, dtype=np.float64).tolist()
-        self._fh.write(json.dumps(rec, allow_nan=False) + "\n")
-        self._fh.flush()
+        try:
+            self._fh.write(json.dumps(rec, allow_nan=False) + "\n")
+            self._fh.flush()
+        except OSError as exc:
+            raise _write_failed("jsonl", self.path, exc) from exc
 
     def _close(self):
-        self._fh.close()
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            os.replace(self.tmp_path, self.path)
+        except OSError as exc:
+            self._discard()
+            raise _write_failed("jsonl", self.path, exc) from exc
+        finally:
+            self._lock.release()
+
+    def abort(self):
+        if not self._closed:
+            self._closed = True
+            self._discard()
+            self._lock.release()
+
+    def _discard(self):
+        try:
+            self._fh.close()
+        except OSError:
+            pass
+        self.tmp_path.unlink(missing_ok=True)
 
 
 class NullSink(Sink):
@@ -307,7 +413,7 @@ class NullSink(Sink):
 
     OPTIONS: Dict[str, tuple] = {}
 
-    def __init__(self, palette=None, class_names=None, alpha=0.5):
+    def __init__(self):
         super().__init__()
         self.name = "null"
 
@@ -350,27 +456,42 @@ class MultiSink(Sink):
             raise first
 
 
-def _video(target, common, opts):
-    return VideoSink(target, **common, **opts)
+def _look(common):
+    """The shared keywords a drawing sink uses."""
+    return {"palette": common["palette"], "alpha": common["alpha"]}
+
+
+def _hud_look(common):
+    """A sink with a HUD also names the classes it shows (the legend)."""
+    return {**_look(common), "class_names": common["class_names"]}
 
 
 def _file(target, common, opts):
     ext = Path(target).suffix.lower()
     if ext in VideoSink.CODECS:
-        return VideoSink(target, **common, **opts)
+        return VideoSink(target, **_hud_look(common), **opts)
     if ext == ".jsonl":
-        return JsonlSink(target, **common, **opts)
+        return JsonlSink(target, **opts)
     raise DataError(f"file:// sink {target!r}: unsupported extension {ext!r}; use .mp4, .avi or .jsonl")
 
 
 # scheme -> (factory(target, common_kwargs, options), options spec, needs a target)
 SINKS: Dict[str, tuple] = {
-    "display": (lambda t, c, o: DisplaySink(**c, **o), DisplaySink.OPTIONS, False),
+    "display": (lambda t, c, o: DisplaySink(**_hud_look(c), **o), DisplaySink.OPTIONS, False),
     "file": (_file, VideoSink.OPTIONS, True),
-    "png": (lambda t, c, o: PngSink(t, **c, **o), PngSink.OPTIONS, True),
-    "jsonl": (lambda t, c, o: JsonlSink(t, **c, **o), JsonlSink.OPTIONS, True),
-    "null": (lambda t, c, o: NullSink(**c, **o), NullSink.OPTIONS, False),
+    "png": (lambda t, c, o: PngSink(t, **_look(c), **o), PngSink.OPTIONS, True),
+    "jsonl": (lambda t, c, o: JsonlSink(t, **o), JsonlSink.OPTIONS, True),
+    "null": (lambda t, c, o: NullSink(**o), NullSink.OPTIONS, False),
 }
+
+
+def _rosbag2(target, common, opts):
+    from dynmm_edge.io.rosbag2 import open_rosbag2_sink  # imports this module and rosbags: lazily
+    return open_rosbag2_sink(target, common, opts)
+
+
+from dynmm_edge.io.rosmsg import SINK_OPTIONS as _ROSBAG2_OPTIONS  # noqa: E402  (numpy only)
+SINKS["rosbag2"] = (_rosbag2, _ROSBAG2_OPTIONS, True)
 
 
 def open_sink(uri, palette=None, class_names=None, alpha: float = 0.5, **opts) -> Sink:

@@ -138,8 +138,13 @@ def save_checkpoint(path, model: DynMMNet, meta: Mapping[str, Any]) -> Path:
         "preprocess": clean["preprocess"],
         "train": clean["train"],
     }
+    # via memory: torch.save names the zip's root folder after the file, and the temp file's random
+    # name would make every save of the same weights differ byte for byte
+    import io
+    buf = io.BytesIO()
+    torch.save(payload, buf)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buf.getvalue())
     return path
 
 
@@ -147,7 +152,8 @@ def _read(path: Path):
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        from dynmm_edge.model.importers import torch_load_weights
+        return torch_load_weights(path)
     except Exception as exc:  # pickle errors, truncated zip, disallowed globals
         raise CheckpointError(f"{path}: cannot be read as a torch checkpoint with weights_only=True: "
                               f"{type(exc).__name__}: {exc}") from None
@@ -196,7 +202,7 @@ def model_checkpoint(spec) -> str:
     So every command that wants a torch model accepts what the runtime accepts. Anything else is
     returned unchanged (a preset name or a checkpoint file).
     """
-    from dynmm_edge.runtime.session import DEMO_MODEL
+    from dynmm_edge.paths import DEMO_MODEL
     spec_str = str(spec)
     folder = DEMO_MODEL if spec_str == "demo" and (DEMO_MODEL / "manifest.json").is_file() else Path(spec_str)
     if (folder / "manifest.json").is_file():
@@ -209,21 +215,32 @@ def model_checkpoint(spec) -> str:
     return spec_str
 
 
+IMPORT_OPTIONS = ("height", "width", "dataset", "overrides", "num_classes", "upsampling")
+
+
 def load_model(spec, **import_options) -> Tuple[DynMMNet, Dict[str, Any]]:
     """'demo' (the shipped model), a model folder, a preset name (random weights), our checkpoint,
-    or an ESANet/DynMM checkpoint (imported)."""
+    or an ESANet/DynMM checkpoint (imported).
+
+    import_options (height, width, dataset, overrides, num_classes, upsampling) go to the importer;
+    for a preset, num_classes and upsampling change its head / upsampling (still random weights);
+    None values are ignored, so CLI flags pass straight through.
+    """
+    import_options = {k: v for k, v in import_options.items() if v is not None}
+    unknown = sorted(set(import_options) - set(IMPORT_OPTIONS))
+    if unknown:
+        raise CheckpointError(f"unknown load option(s) {', '.join(unknown)}; known: {', '.join(IMPORT_OPTIONS)}")
     spec_str = model_checkpoint(spec)
     if spec_str in PRESETS and not Path(spec_str).is_file():
-        model = DynMMNet(get_preset(spec_str)).eval()
-        meta = default_meta(spec_str)
-        meta["config"] = model.config.to_dict()
-        return model, meta
+        return _preset_model(spec_str, import_options)
     path = Path(spec_str)
     if not path.is_file():
         raise CheckpointError(f"{spec_str}: neither a checkpoint file nor a preset ({', '.join(PRESETS)})")
     payload = _read(path)
     if is_our_checkpoint(payload) or (isinstance(payload, dict) and "format" in payload):
-        return _from_payload(payload, str(path))
+        model, meta = _from_payload(payload, str(path))
+        _check_options_match(model, import_options, str(path))
+        return model, meta
     del payload
     try:
         from dynmm_edge.model import importers
@@ -235,3 +252,40 @@ def load_model(spec, **import_options) -> Tuple[DynMMNet, Dict[str, Any]]:
     model.eval()
     meta.setdefault("config", model.config.to_dict())
     return model, meta
+
+
+def _preset_model(name: str, options: Mapping[str, Any]) -> Tuple[DynMMNet, Dict[str, Any]]:
+    if "dataset" in options or "overrides" in options:
+        raise CheckpointError(f"{name}: dataset/overrides apply to imported ESANet/DynMM checkpoints, not presets")
+    from dynmm_edge.model.importers import UPSAMPLING_NAMES
+    changes = {k: options[k] for k in ("height", "width", "num_classes") if k in options}
+    if "upsampling" in options:
+        changes["upsampling"] = UPSAMPLING_NAMES.get(options["upsampling"], options["upsampling"])
+    try:
+        config = get_preset(name).replace(**changes)
+    except ValueError as exc:
+        raise CheckpointError(f"{name}: {exc}") from None
+    model = DynMMNet(config).eval()
+    meta = default_meta(name)
+    if config.num_classes != len(meta["classes"]):
+        meta["classes"] = [f"class_{i}" for i in range(config.num_classes)]
+        meta["palette"] = default_palette(config.num_classes)
+    meta["preprocess"] = {**meta["preprocess"], "height": config.height, "width": config.width}
+    meta["config"] = model.config.to_dict()
+    return model, meta
+
+
+def _check_options_match(model: DynMMNet, options: Mapping[str, Any], source: str) -> None:
+    """Our checkpoints describe themselves: an option may only confirm what the file says."""
+    for key in ("num_classes", "upsampling"):
+        if key in options:
+            want = options[key]
+            if key == "upsampling":
+                from dynmm_edge.model.importers import UPSAMPLING_NAMES
+                want = UPSAMPLING_NAMES.get(want, want)
+            if getattr(model.config, key) != want:
+                raise CheckpointError(f"{source}: the checkpoint has {key}={getattr(model.config, key)!r}, "
+                                      f"not {want!r} (dynmm-edge checkpoints store their own config)")
+    if "dataset" in options or "overrides" in options:
+        raise CheckpointError(f"{source}: dataset/overrides apply to ESANet/DynMM imports; this is a "
+                              "dynmm-edge checkpoint with its own classes and config")

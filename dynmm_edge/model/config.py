@@ -9,6 +9,7 @@ ENCODERS = ("resnet18", "resnet34", "resnet50")
 BLOCKS = ("basic", "nbt1d", "bottleneck")
 CONTEXTS = ("ppm", "none")
 CONTEXT_UPSAMPLING = ("nearest", "bilinear")
+CONTEXT_POOLING = ("adaptive", "fixed")
 UPSAMPLING = ("learned", "learned-zeropad")
 GATES = ("raw", "stem")
 SKIP_MODES = ("zero_depth", "rgb_passthrough")
@@ -22,8 +23,10 @@ class ModelConfig:
     """Architecture of an ESANet-style RGB-D network with a DynMM gate.
 
     width_mult scales every encoder/SE channel count (1.0 = ESANet: stem 64, layers 64..512,
-    ResNet-50 256..2048). height/width are the fixed input size (multiples of 32); the PPM pooling
-    kernels are derived from it so the exported graph has no adaptive pooling.
+    ResNet-50 256..2048). height/width are the fixed input size (multiples of 32); the PPM bins
+    are derived from it so the exported graph has no adaptive pooling. context_pooling 'adaptive'
+    pools exactly as ESANet (torch adaptive bins); 'fixed' is the older map // bins window, kept
+    for checkpoints written before the field existed (from_dict fills it in for them).
     gate 'raw': tiny CNN on the downsampled preprocessed RGB+depth, paths 0..5 (0 = no depth at all).
     gate 'stem': DynMM's gate on the stem features, paths 1..5 (the depth stem always runs).
     skip_mode 'zero_depth': a skipped fusion adds nothing from depth (se_rgb(rgb) stays);
@@ -44,6 +47,7 @@ class ModelConfig:
     context: str = "ppm"
     context_bins: Tuple[int, ...] = (1, 5)
     context_upsampling: str = "nearest"
+    context_pooling: str = "adaptive"
     upsampling: str = "learned"
     se_reduction: int = 16
     gate: str = "raw"
@@ -75,6 +79,7 @@ class ModelConfig:
         choice("block", BLOCKS)
         choice("context", CONTEXTS)
         choice("context_upsampling", CONTEXT_UPSAMPLING)
+        choice("context_pooling", CONTEXT_POOLING)
         choice("upsampling", UPSAMPLING)
         choice("gate", GATES)
         choice("skip_mode", SKIP_MODES)
@@ -145,6 +150,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.from_dict needs a dict, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
+        if "context_pooling" not in data:  # written before adaptive bins existed: keep its fixed windows
+            data = {**data, "context_pooling": "fixed"}
         if unknown:
             raise ValueError(f"ModelConfig: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**data)

@@ -33,15 +33,22 @@ SUNRGBD_37_CLASSES = (
     "floor mat", "clothes", "ceiling", "books", "fridge", "tv", "paper", "towel", "shower curtain",
     "box", "whiteboard", "person", "night stand", "toilet", "sink", "lamp", "bathtub", "bag",
 )
+CITYSCAPES_19_CLASSES = (  # the 19 evaluation classes, in train-id order
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
+    "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
+)
 # Depth statistics from ESANet's dataset classes. NYUv2 depth PNGs are millimetres. SUN RGB-D's
 # native encoding is ~8 x mm (19025.15 / 9880.92 native); (native - m8)/s8 == (mm - m8/8)/(s8/8),
 # so the mm form below is the same normalisation for depth delivered in millimetres.
 DATASETS: Dict[str, Dict[str, Any]] = {
     "nyuv2": {"classes": NYUV2_40_CLASSES, "depth_mean": 2841.95, "depth_std": 1417.26,
               "native": {"depth_mean": 2841.95, "depth_std": 1417.26, "unit": "mm"}},
+    "cityscapes": {"classes": CITYSCAPES_19_CLASSES, "depth_mean": None, "depth_std": None},
     "sunrgbd": {"classes": SUNRGBD_37_CLASSES, "depth_mean": 19025.15 / 8.0, "depth_std": 9880.92 / 8.0,
                 "native": {"depth_mean": 19025.15, "depth_std": 9880.92, "unit": "SUN RGB-D native (~mm x 8)"}},
 }
+# ESANet's --upsampling names -> ours (both spellings accepted)
+UPSAMPLING_NAMES = {"learned-3x3": "learned", "learned-3x3-zeropad": "learned-zeropad"}
 RGB_MEAN = (0.485, 0.456, 0.406)
 RGB_STD = (0.229, 0.224, 0.225)
 
@@ -71,6 +78,28 @@ def voc_palette(n: int) -> List[Tuple[int, int, int]]:
 
 
 # ---- reading ------------------------------------------------------------------------------------
+def numpy_scalar_globals() -> list:
+    """The few numpy globals a pickled numpy scalar needs (e.g. `best_miou` in training checkpoints).
+
+    Only the scalar reconstructor, np.dtype and the numeric dtype classes: no arrays, no functions.
+    """
+    import numpy as np
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar
+    kinds = (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+             np.float16, np.float32, np.float64)
+    return [scalar, np.dtype] + [type(np.dtype(k)) for k in kinds]
+
+
+def torch_load_weights(path):
+    """torch.load with weights_only=True, also accepting numpy scalars (and nothing else)."""
+    torch = require("torch", "reading checkpoints")
+    with torch.serialization.safe_globals(numpy_scalar_globals()):
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
 def _is_tensor(value) -> bool:
     return type(value).__name__ in ("Tensor", "Parameter") and hasattr(value, "shape")
 
@@ -221,12 +250,17 @@ def _load_file(path: Path):
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        return torch_load_weights(path)
     except Exception as exc:  # corrupt zip, truncated pickle, non-weights objects
-        first = (str(exc).splitlines() or [""])[0].split(". ")[0]
-        raise CheckpointError(f"{path}: cannot read as a torch checkpoint (weights_only): {type(exc).__name__}: "
-                              f"{first}; the file is corrupt or truncated, or holds objects other than "
-                              "tensors and plain containers") from exc
+        first = (str(exc).splitlines() or [""])[0]
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except Exception:  # not a zip checkpoint at all
+            unsafe = []
+        what = (f"it holds Python objects other than tensors, containers and numpy scalars: {', '.join(unsafe)}"
+                if unsafe else "the file is corrupt or truncated, or not a torch checkpoint")
+        raise CheckpointError(f"{path}: cannot read as a torch checkpoint (weights_only): {what} "
+                              f"({type(exc).__name__}: {first})") from exc
 
 
 def _fmt_keys(keys, limit=8) -> str:
@@ -279,25 +313,38 @@ def map_state_dict(sd: Mapping, fmt: str, target: Mapping, source: str = "checkp
     return full, report
 
 
-def _dataset_for(num_classes: int, dataset: Optional[str], source: str) -> str:
+def _dataset_for(num_classes: int, dataset: Optional[str], source: str) -> Dict[str, Any]:
+    """Class names, depth statistics and a name for the checkpoint's dataset.
+
+    A known dataset is matched by class count (or named); any other class count is accepted as
+    'generic' (class_0.., generated palette, NYUv2 depth statistics, flagged in the report).
+    """
     if dataset is None:
-        for name, info in DATASETS.items():
-            if len(info["classes"]) == num_classes:
-                return name
-        known = ", ".join(f"{name} {len(info['classes'])}" for name, info in DATASETS.items())
-        raise CheckpointError(f"{source}: {num_classes} classes matches no known dataset ({known}); "
-                              "pass dataset=")
+        dataset = next((name for name, info in DATASETS.items() if len(info["classes"]) == num_classes), "generic")
+    if dataset == "generic":
+        return {"name": "generic", "classes": tuple(f"class_{i}" for i in range(num_classes)),
+                "depth_mean": DATASETS["nyuv2"]["depth_mean"], "depth_std": DATASETS["nyuv2"]["depth_std"],
+                "native": dict(DATASETS["nyuv2"]["native"]),
+                "depth_stats": "unknown for this dataset: NYUv2 statistics used (edit preprocess.depth_mean/std)"}
     if dataset not in DATASETS:
-        raise CheckpointError(f"{source}: unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+        raise CheckpointError(f"{source}: unknown dataset {dataset!r}; choose from {', '.join(DATASETS)} or "
+                              "'generic' (any class count, generated names)")
     expected = len(DATASETS[dataset]["classes"])
     if num_classes != expected:
         raise CheckpointError(f"{source}: decoder.conv_out.weight has {num_classes} classes but dataset "
-                              f"{dataset!r} has {expected}")
-    return dataset
+                              f"{dataset!r} has {expected}; use dataset 'generic' for other class counts")
+    info = DATASETS[dataset]
+    stats = "dataset" if info.get("depth_mean") is not None else "unknown"
+    if stats == "unknown":  # class names known, depth statistics not: NYUv2's, flagged
+        info = {**info, "depth_mean": DATASETS["nyuv2"]["depth_mean"], "depth_std": DATASETS["nyuv2"]["depth_std"],
+                "native": dict(DATASETS["nyuv2"]["native"])}
+        stats = "unknown for this dataset: NYUv2 statistics used (edit preprocess.depth_mean/std)"
+    return {"name": dataset, **info, "depth_stats": stats}
 
 
 def import_checkpoint(path, *, height: int = 480, width: int = 640, dataset: Optional[str] = None,
-                      overrides: Optional[Mapping] = None):
+                      overrides: Optional[Mapping] = None, num_classes: Optional[int] = None,
+                      upsampling: Optional[str] = None):
     """(DynMMNet in eval mode, meta) from an ESANet or DynMM checkpoint file.
 
     meta carries classes, palette, preprocess (PreprocessConfig fields), default_path, gate_trained
@@ -319,17 +366,22 @@ def import_checkpoint(path, *, height: int = 480, width: int = 640, dataset: Opt
     if fmt == "ours":
         raise CheckpointError(f"{source}: this is a dynmm_edge checkpoint; load it with "
                               "dynmm_edge.model.checkpoints.load_checkpoint")
+    if upsampling is not None:
+        overrides = {**dict(overrides or {}), "upsampling": UPSAMPLING_NAMES.get(upsampling, upsampling)}
     try:
         config = infer_config(sd, height, width, overrides)
     except CheckpointError as exc:
         raise CheckpointError(f"{source}: {exc}") from None
-    ds = _dataset_for(config.num_classes, dataset, source)
+    if num_classes is not None and num_classes != config.num_classes:
+        raise CheckpointError(f"{source}: decoder.conv_out.weight has {config.num_classes} classes, "
+                              f"not the {num_classes} asked for")
+    info = _dataset_for(config.num_classes, dataset, source)
+    ds = info["name"]
     model = DynMMNet(config)
     full, report = map_state_dict(sd, fmt, model.state_dict(), source)
     model.load_state_dict(full, strict=True)
     model.eval()
 
-    info = DATASETS[ds]
     preprocess = PreprocessConfig(height=height, width=width, rgb_mean=RGB_MEAN, rgb_std=RGB_STD,
                                   depth_unit_m=0.001, depth_mean=info["depth_mean"], depth_std=info["depth_std"],
                                   invalid_depth="raw").to_dict()
@@ -360,6 +412,7 @@ def import_checkpoint(path, *, height: int = 480, width: int = 640, dataset: Opt
             "ignored_entries": ignored,
             "overrides": dict(overrides or {}),
             "depth_stats_native": dict(info["native"]),
+            "depth_stats": info["depth_stats"],
             "path_mapping": ("DynMM gate output j == path j+1" if fmt == "dynmm" else
                              "no gate in the file: run the max path"),
         },

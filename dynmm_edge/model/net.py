@@ -50,7 +50,8 @@ class DynMMNet(nn.Module):
         self.skip_layer3 = _skip(ch[3], dec[0], act)
         if config.context == "ppm":
             self.context_module = PyramidPoolingModule(ch[4], dec[0], (config.height // 32, config.width // 32),
-                                                       config.context_bins, act, config.context_upsampling)
+                                                       config.context_bins, act, config.context_upsampling,
+                                                       config.context_pooling)
             context_out = dec[0]
         else:
             self.context_module = nn.Identity()

@@ -40,7 +40,7 @@ PRESETS: Dict[str, ModelConfig] = {
     "demo": ModelConfig(
         encoder="resnet18", block="basic", width_mult=0.5, num_classes=len(SYNTHETIC_CLASSES),
         height=192, width=256, decoder_channels=(128, 64, 32), decoder_blocks=(1, 1, 1),
-        upsampling="learned-zeropad",
+        upsampling="learned-zeropad", context_pooling="fixed",  # as the shipped demo model was trained
         gate="raw", gate_downsample=8),
     # For unit tests across the repo: tiny and fast.
     "tiny-test": ModelConfig(

@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dynmm_edge.model.blocks import ConvBNAct
-from dynmm_edge.runtime.tiles import TileGrid, window_layout, window_origins
+from dynmm_edge.tiles import TileGrid, window_layout, window_origins
 
 Tensor = torch.Tensor
 TILE_STAGES = (1, 2, 3, 4)

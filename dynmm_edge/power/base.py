@@ -1,4 +1,4 @@
-"""PowerMeter protocol, the trapezoid integrator shared by sampled meters, and a scripted FakeMeter.
+"""PowerMeter protocol and the trapezoid integrator shared by sampled meters.
 
 Why a protocol: the bench compares static and dynamic execution in joules per frame, and the same
 loop has to work with an INA3221 on a Jetson, tegrastats, NVML on a discrete GPU, RAPL on x86, or no
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Dict, Iterable, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
+from typing import Callable, Dict, Iterable, Optional, Protocol, Tuple, runtime_checkable
 
 Clock = Callable[[], float]
 
@@ -168,41 +168,6 @@ class SampledMeter(MeterBase):
         if self._thread is not None:
             self._thread.join(timeout=max(1.0, 4 * self.period_s))
             self._thread = None
-
-
-class FakeMeter(SampledMeter):
-    """Test meter: constant watts, a list of watts (one per sample, last one repeats) or f(t) -> watts."""
-
-    name = "fake"
-
-    def __init__(self, power: Union[float, Sequence[float], Callable[[float], float]] = 5.0,
-                 period_s: float = 0.01, clock: Clock = time.monotonic, start: bool = True,
-                 rails: Optional[Dict[str, float]] = None, sample_on_read: bool = True) -> None:
-        self._power = power
-        self._script_i = 0
-        self._fixed_rails = dict(rails or {})
-        self._t0 = clock()
-        super().__init__(period_s=period_s, clock=clock, start=start, sample_on_read=sample_on_read)
-
-    @classmethod
-    def probe(cls, **opts) -> Tuple[bool, str]:
-        return True, "fake meter (tests)"
-
-    def _read(self) -> Reading:
-        p = self._power
-        if callable(p):
-            watts = float(p(self._clock() - self._t0))
-        elif isinstance(p, (int, float)):
-            watts = float(p)
-        else:
-            seq = list(p)
-            watts = float(seq[min(self._script_i, len(seq) - 1)])
-            self._script_i += 1
-        return watts * 1000.0, dict(self._fixed_rails) or {"TOTAL": watts * 1000.0}
-
-    def describe(self) -> dict:
-        return {"kind": "fake", "source": "scripted", "rails": sorted(self.rails()), "period_s": self.period_s,
-                "total": {"rail": "TOTAL", "mode": "scripted"}}
 
 
 class EnergyWindow:

@@ -196,6 +196,11 @@ def make_policy(spec: str) -> GatePolicy:
                      f"budget:FRACTION, budget-ms:MS, region:T, region-share:F or region-entropy:F")
 
 
+def is_region_policy(policy) -> bool:
+    """True for region:T / region-share:F / region-entropy:F (they choose tiles, not a frame path)."""
+    return getattr(policy, "needs_region_gate", None) is not None
+
+
 def policy_names() -> Tuple[str, ...]:
     return ("argmax", "bias:B", "hysteresis:M", "fixed:full|rgb|N", "budget:F", "budget-ms:MS",
             "region:T", "region-share:F", "region-entropy:F")

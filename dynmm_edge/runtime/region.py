@@ -16,7 +16,7 @@ import numpy as np
 
 from dynmm_edge.errors import DynMMError
 from dynmm_edge.runtime.policy import GatePolicy
-from dynmm_edge.runtime.tiles import TileGrid, bucket_for, gather, scatter, tile_entropy, top_share
+from dynmm_edge.tiles import TileGrid, bucket_for, gather, scatter, tile_entropy, top_share
 
 REGION_KINDS = {"region": "gate", "region-share": "share", "region-entropy": "entropy"}
 
@@ -74,14 +74,15 @@ def make_region_policy(spec: str) -> RegionPolicy:
 
 
 class RegionExecutor:
-    """Runs region mode for a Session (its runners, backend and timing)."""
+    """Runs region mode for a Session (its runners, backend and timing) from the plan's RegionPlan.
 
-    def __init__(self, session, spec):
-        self.s, self.spec = session, spec
+    The per-stage zero features (a stage no tile ran through) are bound on the backend once, here."""
+
+    def __init__(self, session, plan):
+        self.s, self.plan, self.spec = session, plan, plan.spec
         m = session.manifest
-        self.grid = TileGrid(spec.tile, m.height, m.width)
-        trunk = m.branch(spec.trunk_branch)
-        self.zeros = {t.name: np.zeros(t.concrete(1), t.np_dtype) for t in trunk.inputs if t.name.startswith("region_feat_")}
+        self.grid = TileGrid(self.spec.tile, m.height, m.width)
+        self.zero_feeds = {n: session.backend.zeros(t.concrete(1), t.dtype) for n, t in plan.zero_features.items()}
         self.static_shapes = bool(getattr(session.backend, "static_shapes", False))
 
     def scores(self, policy: RegionPolicy, feeds, rgb, depth, times, ran) -> np.ndarray:
@@ -98,12 +99,12 @@ class RegionExecutor:
         return tile_entropy(e / e.sum(axis=0, keepdims=True), self.grid)
 
     def run_stages(self, d0: np.ndarray, ids: np.ndarray, times, ran) -> Dict[str, np.ndarray]:
+        """Host feature maps of the stages that ran (none when no tile is active)."""
         s, g = self.s, self.grid
         feats, x, windows = {}, d0, None
+        if len(ids) == 0:
+            return feats
         for st in self.spec.stages:
-            if len(ids) == 0:
-                feats[st.feature] = self.zeros[st.feature]
-                continue
             win = windows if (windows is not None and st.halo == 0) else gather(x, g, ids, st.in_stride, st.halo)
             n = len(win)
             if self.static_shapes:  # engines built for a few batch sizes: pad up to the bucket
@@ -136,10 +137,9 @@ class RegionExecutor:
         d0 = s.backend.download(s._run(spec.stem_branch, stem_in, times)[spec.stem_output])
         ran.append(spec.stem_branch)
         t0 = time.perf_counter()
-        ids = self.grid.ids_of(mask)
-        feats = self.run_stages(d0, ids, times, ran)
+        feats = self.run_stages(d0, self.grid.ids_of(mask), times, ran)
         trunk = {"rgb": feeds["rgb"], spec.stem_output: s.backend.upload(d0),
-                 spec.mask_input: s.backend.upload(mask[None].astype(np.float32))}
+                 spec.mask_input: s.backend.upload(mask[None].astype(np.float32)), **self.zero_feeds}
         trunk.update({k: s.backend.upload(v) for k, v in feats.items()})
         out = s._run(spec.trunk_branch, trunk, times)
         ran.append(spec.trunk_branch)

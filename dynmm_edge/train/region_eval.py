@@ -19,7 +19,7 @@ import torch
 
 from dynmm_edge.metrics import confusion_matrix, metrics_from_confusion
 from dynmm_edge.model.region import region_costs, region_depth_macs, region_forward
-from dynmm_edge.runtime.tiles import TileGrid, tile_entropy, top_share
+from dynmm_edge.tiles import TileGrid, tile_entropy, top_share
 
 DEFAULT_POLICIES = ("gate:0.5", "share:0.2", "share:0.3", "share:0.4", "entropy:0.3", "entropy:0.4", "oracle:0.3")
 

@@ -120,3 +120,46 @@ def draw_tiles(img: np.ndarray, tile_mask: np.ndarray, color=(255, 255, 0)) -> n
         out[y0:y1 + 1, x0] = color
         out[y0:y1 + 1, x1] = color
     return out
+
+
+def hud_fps(timestamps: Sequence[float], total_ms: Optional[float] = None) -> str:
+    """FPS over the recent frame timestamps; on the first frame (one timestamp) the frame's own
+    processing rate 1000 / total_ms, else '--' (never a misleading 0.0)."""
+    if len(timestamps) > 1 and timestamps[-1] > timestamps[0]:
+        return f"{(len(timestamps) - 1) / (timestamps[-1] - timestamps[0]):5.1f}"
+    if total_ms:
+        return f"{1000.0 / total_ms:5.1f}"
+    return "   --"
+
+
+def draw_legend(img: np.ndarray, labels: np.ndarray, class_names: Sequence[str], palette=None,
+                max_entries: int = 12, scale: Optional[float] = None) -> np.ndarray:
+    """Colour swatch + class name for each class present in `labels` (most pixels first), in the
+    bottom-left corner; returns a new image."""
+    from dynmm_edge._lazy import require
+    cv2 = require("cv2", "HUD legend")
+    out = np.ascontiguousarray(img).copy()
+    ids, counts = np.unique(np.asarray(labels), return_counts=True)
+    keep = ids != VOID
+    order = np.argsort(-counts[keep], kind="stable")
+    present = [int(i) for i in ids[keep][order] if int(i) < len(class_names)][:max_entries]
+    if not present:
+        return out
+    pal = as_palette(palette)
+    h, w = out.shape[:2]
+    scale = scale if scale is not None else max(0.3, min(0.8, w / 1100.0))
+    line_h = int(cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][1] + 8 * scale + 3)
+    sw = max(6, line_h - 4)
+    texts = [class_names[i] for i in present]
+    box_w = min(w, sw + 10 + max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for t in texts) + 6)
+    box_h = min(h, line_h * len(present) + 6)
+    x0, y0 = 6, max(0, h - box_h - 6)
+    region = out[y0:y0 + box_h, x0:x0 + box_w].astype(np.float32)
+    out[y0:y0 + box_h, x0:x0 + box_w] = (region * 0.35).astype(np.uint8)
+    for k, (cid, text) in enumerate(zip(present, texts)):
+        y = y0 + 3 + k * line_h
+        colour = tuple(int(v) for v in pal[cid % len(pal)])
+        cv2.rectangle(out, (x0 + 4, y + 2), (x0 + 4 + sw, y + 2 + sw), colour, -1)
+        cv2.putText(out, text, (x0 + sw + 10, y + sw), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    return out

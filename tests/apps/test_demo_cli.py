@@ -24,7 +24,8 @@ def test_demo_writes_video_stats_and_summary(tmp_path, tiny_export, capsys):
     while cap.read()[0]:
         n += 1
     assert n == 6
-    assert not list(out.glob(".*tmp*"))  # no temp files left behind
+    # no temp file left behind: atomic writes use '.NAME.*.tmp', the video sink '.NAME.*.partial.mp4'
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".") or ".partial" in p.name]
 
 
 def test_every_command_has_help(capsys):

@@ -11,12 +11,13 @@ import pytest
 pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from dynmm_edge.backends.base import TensorSpec  # noqa: E402
 from dynmm_edge.backends.cuda_buffers import DeviceArray, HostDevice  # noqa: E402
 from dynmm_edge.backends.tensorrt import TensorRTBackend, TensorRTRunner, trt_available  # noqa: E402
 from dynmm_edge.errors import BackendError  # noqa: E402
 from dynmm_edge.export import trt_build as tb  # noqa: E402
 from dynmm_edge.manifest import Branch, Variant, sha256_file  # noqa: E402
+from dynmm_edge.tensors import TensorSpec  # noqa: E402
+from dynmm_edge.testing import manifest_for  # noqa: E402
 
 VERSIONS = ["8.5.3", "10.3.0", "11.4.0"]
 GPU = {"name": "Fake Orin", "compute_capability": "8.7"}
@@ -267,11 +268,12 @@ def test_backend_runs_and_chains_branches_on_device(tmp_path, version):
     a = _branch(tmp_path, "depth_0", "a.onnx", "x", "feat")
     b = _branch(tmp_path, "trunk", "b.onnx", "feat", "logits", cin=3, cout=4)
     be = TensorRTBackend(device=HostDevice(), trt_module=trt, profile=tb.BatchProfile(1, 1, 4),
-                         cache_dir=tmp_path / "eng")
+                         cache_dir=tmp_path / "eng", builder=tb.build_engine)
+    m = manifest_for(tmp_path, [a, b])
     x = np.random.default_rng(2).standard_normal((1, 2, 8, 8)).astype(np.float32)
     ref_feat = _ref(tmp_path / "a.onnx", {"x": x})["feat"]
     ref = _ref(tmp_path / "b.onnx", {"feat": ref_feat})["logits"]
-    with be.open(a, tmp_path) as ra, be.open(b, tmp_path) as rb:
+    with be.open(a, m, "fp32") as ra, be.open(b, m, "fp32") as rb:
         assert ra.inputs["x"] == TensorSpec("x", (-1, 2, 8, 8), "float32")
         assert rb.outputs["logits"].shape == (-1, 4, 8, 8)
         feat = ra.infer({"x": be.upload(x)})["feat"]
@@ -306,14 +308,13 @@ def test_backend_refuses_modified_onnx_and_wrong_io(tmp_path):
     trt = fakes.make_fake_trt("10.3.0")
     fakes.make_tiny_onnx(tmp_path / "a.onnx")
     good = _branch(tmp_path, "gate", "a.onnx", "x", "y")
-    be = TensorRTBackend(device=HostDevice(), trt_module=trt, cache_dir=tmp_path / "eng")
+    be = TensorRTBackend(device=HostDevice(), trt_module=trt, cache_dir=tmp_path / "eng", builder=tb.build_engine)
     wrong = Branch(name="gate", kind="gate", inputs=(TensorSpec("rgb", (-1, 2, 8, 8)),),
                    outputs=(TensorSpec("y", (-1, 3, 8, 8)),), variants=good.variants)
     with pytest.raises(BackendError, match=r"has inputs \['x'\].*manifest says \['rgb'\]"):
-        be.open(wrong, tmp_path)
-    fakes.make_tiny_onnx(tmp_path / "a.onnx", seed=9)
-    with pytest.raises(BackendError, match="a.onnx.*the model folder was modified"):
-        be.open(good, tmp_path)
+        be.open(wrong, manifest_for(tmp_path, [wrong]), "fp32")
+    with pytest.raises(BackendError, match="no engine builder"):
+        TensorRTBackend(device=HostDevice(), trt_module=trt).open(good, manifest_for(tmp_path, [good]), "fp32")
 
 
 def test_device_array_checks_and_host_device_round_trip():
@@ -332,12 +333,15 @@ def test_build_false_uses_only_cached_engines(tmp_path):
     trt = fakes.make_fake_trt("8.5.3")
     fakes.make_tiny_onnx(tmp_path / "a.onnx")
     br = _branch(tmp_path, "gate", "a.onnx", "x", "y")
-    strict = TensorRTBackend(device=HostDevice(), trt_module=trt, cache_dir=tmp_path / "eng", build=False)
+    strict = TensorRTBackend(device=HostDevice(), trt_module=trt, cache_dir=tmp_path / "eng", build=False,
+                             builder=tb.build_engine)
+    m = manifest_for(tmp_path, [br])
     with pytest.raises(BackendError, match="no valid cached engine for branch 'gate'.*build it on this device"):
-        strict.open(br, tmp_path)
-    TensorRTBackend(device=HostDevice(), trt_module=trt, cache_dir=tmp_path / "eng").open(br, tmp_path)
+        strict.open(br, m, "fp32")
+    TensorRTBackend(device=HostDevice(), trt_module=trt, cache_dir=tmp_path / "eng",
+                    builder=tb.build_engine).open(br, m, "fp32")
     assert trt._state["builds"] == 1
-    with strict.open(br, tmp_path) as r:
+    with strict.open(br, m, "fp32") as r:
         assert r.infer({"x": np.ones((1, 2, 8, 8), np.float32)})["y"].shape == (1, 3, 8, 8)
     assert trt._state["builds"] == 1
 

@@ -20,7 +20,7 @@ def _fakes():
 
 
 def _branch(model_dir, name, fname, ins, outs, cin, cout, precision="fp32"):
-    from dynmm_edge.backends.base import TensorSpec
+    from dynmm_edge.tensors import TensorSpec
     from dynmm_edge.manifest import Branch, Variant, sha256_file
     return Branch(name=name, kind="depth", inputs=(TensorSpec(ins, (-1, cin, 8, 8)),),
                   outputs=(TensorSpec(outs, (-1, cout, 8, 8)),),
@@ -31,7 +31,8 @@ def _branch(model_dir, name, fname, ins, outs, cin, cout, precision="fp32"):
 def test_real_build_run_chain(tmp_path, precision, atol):
     ort = pytest.importorskip("onnxruntime")
     from dynmm_edge.backends.tensorrt import TensorRTBackend
-    from dynmm_edge.export.trt_build import BatchProfile, read_sidecar
+    from dynmm_edge.export.trt_build import BatchProfile, build_engine, read_sidecar
+    from dynmm_edge.testing import manifest_for
     fakes = _fakes()
     fakes.make_tiny_onnx(tmp_path / "a.onnx", in_name="x", out_name="feat", channels=(2, 3))
     fakes.make_tiny_onnx(tmp_path / "b.onnx", in_name="feat", out_name="logits", channels=(3, 4), seed=3)
@@ -41,15 +42,17 @@ def test_real_build_run_chain(tmp_path, precision, atol):
     sa = ort.InferenceSession(str(tmp_path / "a.onnx"), providers=["CPUExecutionProvider"])
     sb = ort.InferenceSession(str(tmp_path / "b.onnx"), providers=["CPUExecutionProvider"])
     ref = sb.run(None, {"feat": sa.run(None, {"x": x})[0]})[0]
-    be = TensorRTBackend(cache_dir=tmp_path / "eng", profile=BatchProfile(1, 2, 4), workspace_mb=256)
+    be = TensorRTBackend(cache_dir=tmp_path / "eng", profile=BatchProfile(1, 2, 4), workspace_mb=256,
+                         builder=build_engine)
+    m = manifest_for(tmp_path, [a, b])
     try:
-        with be.open(a, tmp_path) as ra, be.open(b, tmp_path) as rb:
+        with be.open(a, m, precision) as ra, be.open(b, m, precision) as rb:
             out = rb.infer(ra.infer({"x": be.upload(x)}))["logits"]
             np.testing.assert_allclose(be.download(out), ref, atol=atol, rtol=atol)
         side = read_sidecar(be.engines["trunk"])
         assert side["precision"] == precision and side["trt_version"] == be.describe()["tensorrt"]
         built = sorted(p.name for p in (tmp_path / "eng").glob("*.engine"))
-        be.open(a, tmp_path)  # second open: cache hit, no new engine files
+        be.open(a, m, precision)  # second open: cache hit, no new engine files
         assert sorted(p.name for p in (tmp_path / "eng").glob("*.engine")) == built
     finally:
         be.close()

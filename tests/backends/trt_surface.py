@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "trt_names"
 VERSIONS = ("8.6.1", "10.3.0", "11.4.0.106")
 FAKE_VERSION = {"8.6.1": "8.6.1", "10.3.0": "10.3.0", "11.4.0.106": "11.4.0"}
-SDK_FILES = ("dynmm_edge/backends/tensorrt.py", "export/trt_build.py", "export/trt_check.py",
+SDK_FILES = ("dynmm_edge/backends/tensorrt.py", "dynmm_edge/backends/trt_engine.py", "export/trt_build.py", "export/trt_check.py",
              "calibration/trt_cache.py")  # cuda_buffers.py touches no TensorRT name
 MODULE_NAMES = ("trt", "self.trt", "self._trt")  # expressions that are the tensorrt module
 RECEIVERS = {  # variable -> TensorRT class, as the adapters name them

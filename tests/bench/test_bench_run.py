@@ -18,7 +18,8 @@ def frames():
 def test_bench_report_consistent(tiny_export, frames):
     from dynmm_edge.bench.report import validate
     from dynmm_edge.bench.run import mode_policies, run_bench
-    from dynmm_edge.runtime.session import Session, make_backend
+    from dynmm_edge.backends import make_backend
+    from dynmm_edge.runtime.session import Session
     _, _, m = tiny_export
     with Session(m, make_backend("ort", threads=1)) as s:
         rep = run_bench(s, frames, modes=mode_policies([2.0]), warmup=1, block=4)
@@ -42,8 +43,9 @@ def test_bench_report_consistent(tiny_export, frames):
 
 def test_bench_energy_with_meter_and_pacing(tiny_export, frames):
     from dynmm_edge.bench.run import run_bench
-    from dynmm_edge.power.base import FakeMeter
-    from dynmm_edge.runtime.session import Session, make_backend
+    from dynmm_edge.testing import FakeMeter
+    from dynmm_edge.backends import make_backend
+    from dynmm_edge.runtime.session import Session
     _, _, m = tiny_export
     with Session(m, make_backend("ort", threads=1)) as s, FakeMeter(power=10.0, period_s=0.005) as meter:
         rep = run_bench(s, frames[:6], warmup=1, block=3, fps=50.0, meter=meter, pipelined=False)
@@ -63,7 +65,15 @@ def test_bench_cli_json_and_compare(tmp_path, tiny_export, capsys):
                  "--block", "3", "--power", "none", "--json", str(a), "--threads", "1"]) == 0
     rep = json.loads(a.read_text())
     assert rep["schema"] == "dynmm-edge/bench" and rep["frames"] == 6
+    assert rep["input"]["source"] == "synthetic://?frames=6&width=64&height=48" and rep["input"]["seed"] == 0
+    assert rep["input"]["frames"] == 6 and rep["input"]["command"].startswith(f"dynmm-edge bench {m.folder} --source")
     assert (tmp_path / "a.md").is_file() and (tmp_path / "a.png").is_file()
     capsys.readouterr()
     assert main(["bench", "--compare", str(a), str(a)]) == 0
     assert "full_depth" in capsys.readouterr().out
+    b = tmp_path / "b.json"
+    assert main(["bench", str(m.folder), "--frames", "4", "--warmup", "1", "--block", "2", "--power", "none",
+                 "--json", str(b), "--no-plot", "--threads", "1"]) == 0
+    assert "no --source given: measuring on the synthetic source synthetic://?frames=200" in capsys.readouterr().out
+    rep = json.loads(b.read_text())["input"]
+    assert rep["source_defaulted"] is True and rep["seed"] == 99 and rep["frames"] == 4

@@ -44,13 +44,13 @@ def synth_frames():
     return [world.frame(i).to_frame() for i in range(20)]
 
 
-def check_calibrated(folder, branches):
+def check_calibrated(folder, branches, default="fp32"):
     from dynmm_edge.calibration.quantize import check_symmetric, qdq_nodes
     from dynmm_edge.manifest import load_manifest, sha256_file
     m = load_manifest(folder)  # verifies every variant's sha256
     for b in m.branches:
         if b.name in branches:
-            assert b.precision == "int8"
+            assert b.precision == default  # calibrate adds variants; the default moves only when asked
             v = b.variant("int8")
             assert v.file == f"{b.name}.int8.onnx"
             path = m.file_path(b, "int8")
@@ -83,15 +83,16 @@ def test_cli_calibrate_from_dataset_dir_with_report(model_dir, synth_frames, tmp
     root = tmp_path / "nyu"
     assert write_nyuv2_layout(root, "train", synth_frames[:16]) == 16
     out = tmp_path / "rep" / "calib.json"
-    rc = main(["calibrate", str(model_dir), "--data", str(root / "train"), "--frames", "10", "--method", "percentile",
-               "--branches", "depth,gate", "--precision", "gate=fp32", "--report", str(out), "--eval-frames", "4"])
+    rc = main(["calibrate", str(model_dir), "--source", str(root / "train"), "--frames", "10", "--method", "percentile",
+               "--branches", "depth,gate", "--set-default", "--precision", "gate=fp32", "--json", str(out),
+               "--eval-frames", "4"])
     assert rc == 0
     captured = capsys.readouterr()
     assert "quantising branch depth0" in captured.err and "calibrated 6 branch(es)" in captured.out
     data = json.loads((model_dir / "manifest.json").read_text())
     prec = {b["name"]: b["precision"] for b in data["branches"]}
     gate_entry = [b for b in data["branches"] if b["name"] == "gate"][0]
-    assert prec["gate"] == "fp32" and "int8" in gate_entry["variants"]  # calibrated, then set back by --precision
+    assert prec["gate"] == "fp32" and "int8" in gate_entry["variants"]  # calibrated; --precision sets the default
     assert all(p == "int8" for n, p in prec.items() if n.startswith("depth")) and prec["trunk"] == "fp32"
     rep = json.loads(out.read_text())
     assert out.with_suffix(".md").read_text().startswith("# INT8 calibration report")
@@ -118,9 +119,9 @@ def test_cli_calibrate_from_dataset_dir_with_report(model_dir, synth_frames, tmp
 def test_all_branches_int8_zero_points_and_sqnr(model_dir, synth_frames):
     from dynmm_edge.calibration.quantize import calibrate
     from dynmm_edge.calibration.report import build_report
-    res = calibrate(model_dir, synth_frames[:12], frames=8, method="minmax")
+    res = calibrate(model_dir, synth_frames[:12], frames=8, method="minmax", set_default=True)
     names = {b.name for b in res.manifest.branches}
-    check_calibrated(model_dir, names)
+    check_calibrated(model_dir, names, default="int8")
     rep = build_report(res.manifest, synth_frames[12:15])
     assert set(rep["precision"].values()) == {"int8"}
     for b in rep["branches"].values():
@@ -160,7 +161,6 @@ def test_too_few_frames_from_uri_names_source(model_dir):
 def test_failure_mid_way_rolls_back(model_dir, synth_frames, monkeypatch):
     """Second calibration fails at the last branch / at the manifest write: folder byte-identical."""
     import dynmm_edge.calibration.quantize as qz
-    from dynmm_edge.manifest import Manifest
     qz.calibrate(model_dir, synth_frames[:10], frames=8, branches="depth0,depth1")
     before = folder_hashes(model_dir)
     real = qz.quantize_branch
@@ -179,11 +179,12 @@ def test_failure_mid_way_rolls_back(model_dir, synth_frames, monkeypatch):
     assert folder_hashes(model_dir) == before
     monkeypatch.setattr(qz, "quantize_branch", real)
 
-    def broken_save(self):
-        (self.folder / "manifest.json").write_text("{half")
+    import dynmm_edge.folder_commit as fc
+
+    def broken_switch(folder, data):  # every new file placed, then the manifest write fails
         raise OSError("disk full")
 
-    monkeypatch.setattr(Manifest, "save", broken_save)
+    monkeypatch.setattr(fc, "replace_manifest", broken_switch)
     with pytest.raises(OSError, match="disk full"):
         qz.calibrate(model_dir, synth_frames[:10], frames=8, branches="depth", method="entropy")
     assert folder_hashes(model_dir) == before  # depth0/1.int8 restored, depth2..4.int8 removed
@@ -270,9 +271,9 @@ def test_cli_errors_exit_1_and_leave_folder(model_dir, capsys):
     from dynmm_edge.apps.cli import main
     before = folder_hashes(model_dir)
     uri = f"synthetic://?frames=5&width={W}&height={H}"
-    assert main(["calibrate", str(model_dir), "--data", uri, "--frames", "8"]) == 1
+    assert main(["calibrate", str(model_dir), "--source", uri, "--frames", "8"]) == 1
     assert "only 5 usable frame(s)" in capsys.readouterr().err
-    assert main(["calibrate", str(model_dir), "--data", uri, "--precision", "dept=int8"]) == 1
+    assert main(["calibrate", str(model_dir), "--source", uri, "--precision", "dept=int8"]) == 1
     assert "unknown branch or kind 'dept'" in capsys.readouterr().err
     assert folder_hashes(model_dir) == before
 
@@ -281,3 +282,59 @@ def test_first_strategy_takes_stream_head(synth_frames):
     from dynmm_edge.calibration.frames import choose_frames
     sel = choose_frames(synth_frames, 8, strategy="first")
     assert sel.indices == tuple(range(8)) and sel.scanned == 8
+
+
+def test_cli_calibrate_keeps_default_precision_unless_set_default(model_dir, tmp_path, capsys):
+    from dynmm_edge.apps.cli import main
+    from dynmm_edge.manifest import load_manifest
+    uri = f"synthetic://?frames=14&width={W}&height={H}&seed=4"
+    out = tmp_path / "calib.json"
+    assert main(["calibrate", str(model_dir), "--source", uri, "--frames", "8", "--branches", "depth",
+                 "--json", str(out), "--eval-frames", "4"]) == 0
+    m = load_manifest(model_dir)
+    depth = [b for b in m.branches if b.kind == "depth"]
+    assert all(b.precision == "fp32" and "int8" in b.variants for b in depth)  # variants only
+    assert "(unchanged;" in capsys.readouterr().out
+    rep = json.loads(out.read_text())  # the report still evaluates the INT8 configuration
+    assert all(rep["precision"][b.name] == "int8" for b in depth) and rep["precision"]["trunk"] == "fp32"
+    assert rep["summary"]["checks_basis"]["miou_within_1pt"].startswith("4 labelled")
+    assert main(["calibrate", str(model_dir), "--source", uri, "--frames", "8", "--branches", "depth",
+                 "--set-default"]) == 0
+    assert all(b.precision == "int8" for b in load_manifest(model_dir).branches if b.kind == "depth")
+
+
+def test_cli_calibrate_refuses_class_count_mismatch(tmp_path, capsys, synth_frames):
+    """A 40-class model against 8-class synthetic labels: refused before any work, folder untouched."""
+    from dynmm_edge.apps.cli import main
+    from dynmm_edge.export.exporter import export_model
+    folder = tmp_path / "c40"
+    export_model("tiny-test", folder, import_options={"num_classes": 40})
+    before = folder_hashes(folder)
+    uri = f"synthetic://?frames=12&width={W}&height={H}"
+    assert main(["calibrate", str(folder), "--source", uri, "--frames", "8"]) == 1
+    err = capsys.readouterr().err
+    assert "labels (synthetic://" in err and "have 8 classes but model" in err and "has 40" in err
+    assert folder_hashes(folder) == before
+    # labels with values the model cannot predict are refused by the report, whatever the source
+    from dynmm_edge.calibration.report import check_label_classes
+    m4 = export_model("tiny-test", tmp_path / "c4", import_options={"num_classes": 4})
+    with pytest.raises(DataError, match=r"label value [4-7] but model .* has 4 classes"):
+        check_label_classes(m4, synth_frames[:5])
+
+
+def test_cli_calibrate_accepts_a_checkpoint_and_demo(tmp_path, capsys, monkeypatch):
+    """The model resolver: a checkpoint is exported into the cache; 'demo' is worked on as a copy."""
+    from dynmm_edge.apps.cli import main
+    from dynmm_edge.model.checkpoints import load_model, save_checkpoint
+    from dynmm_edge.paths import DEMO_MODEL
+    monkeypatch.setenv("DYNMM_EDGE_CACHE", str(tmp_path / "cache"))
+    net, meta = load_model("tiny-test")
+    meta["train"] = {"weights": "test"}
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", net, meta)
+    uri = f"synthetic://?frames=10&width={W}&height={H}"
+    assert main(["calibrate", str(ckpt), "--source", uri, "--frames", "8", "--branches", "depth1"]) == 0
+    assert "calibrated 1 branch(es) of " + str(tmp_path / "cache") in capsys.readouterr().out
+    before = folder_hashes(DEMO_MODEL)
+    assert main(["calibrate", "demo", "--source", "synthetic://?frames=10&width=128&height=96", "--frames", "8",
+                 "--branches", "depth4", "-o", str(tmp_path / "demo_int8")]) == 0
+    assert (tmp_path / "demo_int8" / "depth4.int8.onnx").is_file() and folder_hashes(DEMO_MODEL) == before

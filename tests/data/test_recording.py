@@ -7,7 +7,8 @@ from dynmm_edge.errors import DataError
 pytestmark = pytest.mark.skipif(not available("pyrealsense2"),
                                 reason="pyrealsense2 cannot be imported (pip install pyrealsense2; needs libusb-1.0-0)")
 
-from dynmm_edge.data.recording import labels_sidecar, read_recording, write_recording  # noqa: E402
+from dynmm_edge.data.recording import labels_sidecar, write_recording  # noqa: E402
+from dynmm_edge.io.realsense import read_recording  # noqa: E402
 from dynmm_edge.data.synthetic import SynthConfig, SyntheticWorld  # noqa: E402
 
 

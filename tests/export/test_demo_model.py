@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dynmm_edge.runtime.session import DEMO_MODEL
+from dynmm_edge.paths import DEMO_MODEL
 
 pytestmark = pytest.mark.skipif(not (DEMO_MODEL / "manifest.json").is_file(), reason="demo model not shipped")
 
@@ -22,7 +22,8 @@ def test_every_path_matches_eager_on_100_percent_of_pixels(backend):
     from dynmm_edge.data.preprocess import PreprocessConfig, preprocess
     from dynmm_edge.data.synthetic import SynthConfig, SyntheticWorld
     from dynmm_edge.model.checkpoints import load_checkpoint
-    from dynmm_edge.runtime.session import Session, make_backend
+    from dynmm_edge.backends import make_backend
+    from dynmm_edge.runtime.session import Session
     from dynmm_edge.manifest import load_manifest
     torch.set_num_threads(1)
     m = load_manifest(DEMO_MODEL)

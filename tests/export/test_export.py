@@ -13,7 +13,8 @@ pytest.importorskip("onnxruntime")
 from dynmm_edge.errors import DynMMError, ManifestError  # noqa: E402
 from dynmm_edge.export.exporter import export_model  # noqa: E402
 from dynmm_edge.manifest import load_manifest  # noqa: E402
-from dynmm_edge.runtime.session import Session, make_backend  # noqa: E402
+from dynmm_edge.backends import make_backend  # noqa: E402
+from dynmm_edge.runtime.session import Session  # noqa: E402
 
 
 def _inputs(m, seed=1):
@@ -82,6 +83,21 @@ def test_r34_nbt1d_all_paths(tmp_path):
     m = export_model((net, meta), tmp_path / "r34")
     _check_all_paths(net, m, "ort")
     _check_all_paths(net, m, "torch")
+
+
+def test_adaptive_pyramid_pooling_exports_for_tensorrt(tmp_path):
+    """Uneven adaptive bins (a 3x5 map, bins 1 and 5) export as Slice + ReduceMean, pass the
+    TensorRT parser check at export, and the branches reproduce the eager model."""
+    net, meta = _small("esanet-r34-nbt1d-nyuv2", width_mult=0.125, height=96, width=160,
+                       decoder_channels=(32, 16, 16), decoder_blocks=(1, 1, 1))
+    assert net.config.context_pooling == "adaptive"
+    m = export_model((net, meta), tmp_path / "r34a")
+    from dynmm_edge.export.trt_check import check_model
+    trunk = onnx.load(str(m.folder / "trunk.onnx"))
+    assert check_model(trunk, "trunk") == []
+    ops = {n.op_type for n in trunk.graph.node}
+    assert {"Slice", "ReduceMean"} <= ops
+    _check_all_paths(net, m, "ort")
 
 
 def test_stem_gate_r50_all_paths(tmp_path):
@@ -254,3 +270,28 @@ def test_trt_static_check_flags_problems():
     assert any("Einsum" in p for p in problems)
     model.opset_import[0].version = 19
     assert any("opset 19" in p for p in check_model(model, "b"))
+
+
+def test_untrained_preset_export_is_marked_and_warned(tmp_path, capsys):
+    from dynmm_edge.apps.cli import main
+    assert main(["export", "tiny-test", "-o", str(tmp_path / "u")]) == 0
+    err = capsys.readouterr().err
+    assert "UNTRAINED random weights" in err and "trained: false" in err
+    m = load_manifest(tmp_path / "u")
+    assert m.extra["trained"] is False
+    assert m.gate["trained"] is False and m.gate["default_policy"] == "fixed:full"
+    # a trained checkpoint (the shipped demo model) stays trained, with the gate's own policy
+    assert main(["export", "demo", "-o", str(tmp_path / "d")]) == 0
+    assert "UNTRAINED" not in capsys.readouterr().err
+    d = load_manifest(tmp_path / "d")
+    assert d.extra["trained"] is True and d.gate["default_policy"] == "argmax"
+
+
+def test_export_flags_size_num_classes_dataset(tmp_path, capsys):
+    from dynmm_edge.apps.cli import main
+    assert main(["export", "tiny-test", "-o", str(tmp_path / "c"), "--size", "96x64", "--num-classes", "19"]) == 0
+    m = load_manifest(tmp_path / "c")
+    assert (m.width, m.height) == (96, 64) and len(m.classes) == 19 and len({tuple(c) for c in m.palette}) == 19
+    assert "96x64" in capsys.readouterr().out
+    assert main(["export", "tiny-test", "-o", str(tmp_path / "x"), "--dataset", "nyuv2"]) == 1
+    assert "dataset/overrides apply to imported ESANet/DynMM checkpoints" in capsys.readouterr().err

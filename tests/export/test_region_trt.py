@@ -60,9 +60,9 @@ def test_tensorrt_backend_uses_the_bucket_profile_for_tile_engines(region_model,
     from dynmm_edge.backends.tensorrt import TensorRTBackend
 
     trt = fake_tensorrt.make_fake_trt("10.3.0")
-    be = TensorRTBackend(device=HostDevice(), trt_module=trt, cache_dir=tmp_path / "eng")
+    be = TensorRTBackend(device=HostDevice(), trt_module=trt, cache_dir=tmp_path / "eng", builder=tb.build_engine)
     stage = region_model.branch("region_stage3")
-    be.engine_for(stage, region_model.folder)
+    be.engine_for(stage, region_model)
     shape = tuple(stage.inputs[0].shape[1:])
     got = [tuple(s) for s in trt._state["configs"][-1].profiles[0].get_shape("tile_in_3")]
     assert got == [(1,) + shape, (2,) + shape, (8,) + shape]  # 8 tiles: 30 % = 2.4 -> bucket 2

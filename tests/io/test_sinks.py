@@ -1,6 +1,8 @@
 """Sinks (jsonl, png, video, null, multi), URI errors, and the overlay helpers."""
 import json
 
+from dynmm_edge.atomic import current_umask
+
 import numpy as np
 import pytest
 
@@ -53,11 +55,14 @@ def test_draw_hud_changes_top_left_only():
 
 def test_jsonl_sink_one_flushed_line_per_frame(tmp_path):
     path = tmp_path / "stats.jsonl"
+    path.write_text("old run\n")
     sink = open_sink(f"jsonl://{path}?gate_probs=1")
     for i in range(3):
         sink.write(_result(i))
-        assert len(path.read_text().splitlines()) == i + 1  # flushed per line, before close
+        assert len(sink.tmp_path.read_text().splitlines()) == i + 1  # flushed per line, before close
+        assert path.read_text() == "old run\n"  # the old file is replaced only by a finished run
     sink.close()
+    assert not sink.tmp_path.exists()
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["frame_id"] for r in rows] == [0, 1, 2]
     assert set(rows[0]) == {"frame_id", "path", "branches_run", "times_ms", "depth_macs", "gate_probs"}
@@ -97,9 +102,11 @@ def test_video_sink_writes_readable_mp4_and_leaves_no_temp(tmp_path):
     sink = open_sink(path, palette=PALETTE, fps=10)
     for i in range(5):
         sink.write(_result(i))
-    assert not path.exists() and len(list(tmp_path.iterdir())) == 1  # only the hidden temp so far
+    # only the hidden temp and the writer's lock so far
+    assert not path.exists() and sorted(p.suffix for p in tmp_path.iterdir()) == [".lock", ".mp4"]
     sink.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+    assert path.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # normal permissions, not mkstemp's 0600
     cap = cv2.VideoCapture(str(path))
     try:
         assert cap.isOpened()
@@ -153,9 +160,10 @@ def test_multi_sink_fans_out_and_reports_wants_stop(tmp_path):
 
 
 @needs_cv2
-def test_display_sink_renders_overlay_hud_and_stops_on_q():
+def test_display_sink_renders_overlay_hud_and_stops_on_q(monkeypatch):
     """No screen in CI: OpenCV's window calls are replaced, rendering is real."""
     import types
+    monkeypatch.setenv("DISPLAY", ":99")  # the pre-run display check passes; the window calls are faked
 
     import cv2
     shown = []
@@ -187,3 +195,27 @@ def test_hud_reports_share_of_depth_compute_skipped():
     assert lines[0][2] == "depth compute skipped: 60.0%"
     assert lines[1][2] == "depth compute skipped: 30.0%"
     assert "path 5" in lines[1][1]
+
+
+def test_hud_first_frame_fps_is_never_zero_and_legend_lists_present_classes():
+    pytest.importorskip("cv2")
+    from dynmm_edge.io.sinks import _Renderer
+    from dynmm_edge.types import Frame, Result
+    from dynmm_edge.viz.overlay import draw_legend, hud_fps
+    r = _Renderer(None, None, 0.5, hud=True)
+    first = r.hud_lines(Result(0, np.zeros((4, 4), np.int32), 2, {"total": 20.0}, ()))
+    assert first[0].startswith("FPS  50.0") and "FPS   0.0" not in first[0]
+    assert hud_fps([1.0], None) == "   --" and hud_fps([1.0, 1.5, 2.0], 20.0) == "  2.0"
+    labels = np.zeros((60, 80), np.uint8)
+    labels[:, 40:] = 2
+    labels[:5, :5] = 255
+    img = np.full((60, 80, 3), 200, np.uint8)
+    pal = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    out = draw_legend(img, labels, ["floor", "wall", "table"], pal, scale=0.3)
+    colours = {tuple(int(v) for v in px) for px in out.reshape(-1, 3)}
+    assert (255, 0, 0) in colours and (0, 0, 255) in colours and (0, 255, 0) not in colours  # only present classes
+    assert np.array_equal(out[:20], img[:20])  # bottom-left box only
+    rr = _Renderer(pal, ["floor", "wall", "table"], 0.5, hud=True)
+    frame = Frame(0, img, None)
+    shown = rr.render(Result(0, labels, 0, {"total": 5.0}, (), frame=frame))
+    assert shown.shape == img.shape and (0, 0, 255) in {tuple(int(v) for v in px) for px in shown.reshape(-1, 3)}

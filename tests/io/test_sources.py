@@ -4,7 +4,7 @@ import pytest
 
 from dynmm_edge._lazy import available
 from dynmm_edge.errors import DataError
-from dynmm_edge.io.base import FakeLiveSource, ListSource, parse_uri, resolve_options
+from dynmm_edge.io.base import ListSource, parse_uri, resolve_options
 from dynmm_edge.io.sources import open_source
 from dynmm_edge.types import Frame
 
@@ -78,16 +78,12 @@ def test_synthetic_source_live_paces_frames():
         open_source("synthetic://?motion=fly")
 
 
-def test_list_and_fake_live_sources():
+def test_list_source():
     ls = ListSource([_frame(i) for i in range(3)])
     assert [f.frame_id for f in ls] == [0, 1, 2] and ls.size == (16, 12) and not ls.live
     ls.close()
     with pytest.raises(RuntimeError, match="closed"):
         iter(ls)
-    fake = FakeLiveSource(_frame, num_frames=5, fps=1000)
-    with fake:
-        ids = [f.frame_id for f in fake]
-    assert ids == [0, 1, 2, 3, 4] and fake.produced == 5 and fake.live and fake.closed
 
 
 @needs_cv2

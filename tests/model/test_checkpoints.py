@@ -114,10 +114,10 @@ def test_load_model_preset_meta():
 
 
 def test_info_json_keys(capsys, saved):
-    from apps import info_cmd
+    from dynmm_edge.apps import info_cmd
     parser = argparse.ArgumentParser()
     info_cmd.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["info", str(saved[0]), "--json", "--height", "96", "--width", "128"])
+    args = parser.parse_args(["info", str(saved[0]), "--json", "--size", "128x96"])
     assert args.func(args) == 0
     info = json.loads(capsys.readouterr().out)
     assert {"config", "classes", "branches", "paths", "total_params", "height", "width"} <= set(info)
@@ -128,13 +128,16 @@ def test_info_json_keys(capsys, saved):
     args = parser.parse_args(["info", "tiny-test"])
     assert args.func(args) == 0
     assert "depth4" in capsys.readouterr().out
-    args = parser.parse_args(["info", "no-such-model"])
-    assert args.func(args) == 2
-    assert "no-such-model" in capsys.readouterr().err
+    from dynmm_edge.apps.cli import main
+    assert main(["info", "no-such-model"]) == 1
+    assert "dynmm-edge info: error: no-such-model" in capsys.readouterr().err
+    assert main(["info", "tiny-test", "--height", "96", "--width", "128"]) == 0  # deprecated spelling
+    cap = capsys.readouterr()
+    assert "--height is deprecated, use --size WxH" in cap.err and "input 128x96 (WxH)" in cap.out
 
 
 def test_load_model_demo_and_model_folder_mean_the_trained_checkpoint():
-    from dynmm_edge.runtime.session import DEMO_MODEL as SHIPPED_DEMO
+    from dynmm_edge.paths import DEMO_MODEL as SHIPPED_DEMO
     if not (SHIPPED_DEMO / "manifest.json").is_file():
         pytest.skip("demo model not shipped")
     demo, meta = load_model("demo")

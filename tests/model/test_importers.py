@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 from dynmm_edge.errors import CheckpointError  # noqa: E402
 from dynmm_edge.model import importers  # noqa: E402
 from dynmm_edge.model.importers import detect_format, import_checkpoint, infer_config, map_state_dict  # noqa: E402
+from dynmm_edge.model.net import DynMMNet  # noqa: E402
 
 LAYERS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3), "resnet50": (3, 4, 6, 3)}
 
@@ -319,8 +320,79 @@ def test_shape_mismatch_is_named_with_both_shapes(tmp_path, small_sd):
 
 def test_wrong_class_count_for_dataset(tmp_path, small_sd):
     _expect(tmp_path, {"state_dict": small_sd}, r"40 classes but dataset 'sunrgbd' has 37", dataset="sunrgbd")
+    _expect(tmp_path, {"state_dict": small_sd}, r"unknown dataset 'kitti'.*'generic'", dataset="kitti")
+
+
+def test_any_class_count_imports_with_generated_names_and_palette(tmp_path):
     sd = materialise(esanet_shapes(num_classes=13), seed=4)
-    _expect(tmp_path, sd, r"13 classes matches no known dataset")
+    path = save(tmp_path, "c13.pth", {"state_dict": sd})
+    model, meta = import_checkpoint(path, height=64, width=64)
+    assert meta["dataset"] == "generic" and meta["classes"][12] == "class_12" and len(meta["palette"]) == 13
+    assert len({tuple(c) for c in meta["palette"]}) == 13
+    assert "NYUv2 statistics used" in meta["import"]["depth_stats"]
+    with pytest.raises(CheckpointError, match=r"13 classes, not the 19 asked for"):
+        import_checkpoint(path, height=64, width=64, num_classes=19)
+
+
+def test_cityscapes_19_classes_import(tmp_path):
+    sd = materialise(esanet_shapes("resnet34", "nbt1d", num_classes=19), seed=5)
+    path = save(tmp_path, "cs.pth", {"epoch": 3, "state_dict": sd})
+    for dataset in (None, "cityscapes"):
+        model, meta = import_checkpoint(path, height=64, width=128, dataset=dataset)
+        assert meta["dataset"] == "cityscapes" and meta["classes"][0] == "road" and meta["classes"][-1] == "bicycle"
+        assert model.config.num_classes == 19
+
+
+def test_numpy_scalars_in_checkpoint_load_with_weights_only(tmp_path, small_sd):
+    np = pytest.importorskip("numpy")
+    path = save(tmp_path, "np.pth", {"epoch": 7, "state_dict": small_sd, "best_miou": np.float64(0.503),
+                                     "best_miou_epoch": np.int64(450)})
+    model, meta = import_checkpoint(path, height=64, width=64)
+    assert "best_miou" in meta["import"]["ignored_entries"] and meta["import"]["epoch"] == 7
+    # anything beyond numpy scalars stays refused, and the message names the global
+    import argparse
+    bad = save(tmp_path, "bad.pth", {"state_dict": small_sd, "args": argparse.Namespace(lr=0.01)})
+    with pytest.raises(CheckpointError, match=r"bad\.pth: cannot read.*argparse\.Namespace"):
+        import_checkpoint(bad)
+
+
+def _adaptive_reference(model):
+    """The same weights with every pyramid pool replaced by torch's nn.AdaptiveAvgPool2d(bins)."""
+    import copy
+    ref = copy.deepcopy(model)
+    for feature, bins in zip(ref.context_module.features, ref.config.context_bins):
+        feature[0] = torch.nn.AdaptiveAvgPool2d(bins)
+    return ref
+
+
+@pytest.mark.parametrize("height,width", [(480, 640), (384, 512), (256, 320), (224, 320)])
+@pytest.mark.parametrize("name", ["esanet-r34-nbt1d", "dynmm-r50-stem-gate"])
+def test_import_matches_adaptive_pyramid_pooling_at_any_size(checkpoints, name, height, width):
+    """ESANet pools adaptively; the imported model must give the same logits at every input size."""
+    path, _ = checkpoints[name]
+    model, meta = import_checkpoint(path, height=height, width=width, dataset="nyuv2")
+    assert model.config.context_pooling == "adaptive"
+    assert not any(isinstance(m, torch.nn.AdaptiveAvgPool2d) for m in model.modules())
+    ref = _adaptive_reference(model).eval()
+    g = torch.Generator().manual_seed(height + width)
+    rgb, depth = torch.randn(1, 3, height, width, generator=g), torch.randn(1, 1, height, width, generator=g)
+    paths = (max(model.paths),) if name.startswith("esanet") else (1, 3, 5)
+    with torch.no_grad():
+        for p in paths:
+            got, want = model(rgb, depth, path=p), ref(rgb, depth, path=p)
+            rel = float((got - want).abs().max() / want.abs().max())
+            assert rel < 1e-4, (p, rel)
+    # the context module alone, on a feature map with real spatial structure (random weights make the
+    # whole net's context contribution nearly constant): adaptive matches torch, fixed windows do not
+    x = torch.randn(1, model.stage_channels[4], height // 32, width // 32, generator=g) * 3
+    with torch.no_grad():
+        want = ref.context_module(x)
+        rel = float((model.context_module(x) - want).abs().max() / want.abs().max())
+        assert rel < 1e-4, rel
+        if (height // 32) % 5 or (width // 32) % 5:
+            fixed = DynMMNet(model.config.replace(context_pooling="fixed")).eval()
+            fixed.load_state_dict(model.state_dict())
+            assert float((fixed.context_module(x) - want).abs().max() / want.abs().max()) > 1e-2
 
 
 def test_not_a_dict_and_non_tensor_entries(tmp_path):

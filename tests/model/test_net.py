@@ -190,14 +190,29 @@ def test_esanet_names_and_shapes():
     assert torch.allclose(w, torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16.0)
 
 
-def test_ppm_uses_fixed_pooling_and_handles_small_maps():
-    model = DynMMNet(get_preset("esanet-r34-nbt1d-nyuv2").replace(width_mult=0.125, decoder_channels=(16, 8, 8)))
+def test_ppm_fixed_pooling_and_small_maps():
+    cfg = get_preset("esanet-r34-nbt1d-nyuv2").replace(width_mult=0.125, decoder_channels=(16, 8, 8),
+                                                       context_pooling="fixed")
+    model = DynMMNet(cfg)
     pools = [f[0] for f in model.context_module.features]
     assert all(isinstance(p, torch.nn.AvgPool2d) for p in pools)
     assert pools[0].kernel_size == (15, 20) and pools[1].kernel_size == (3, 4)
     assert not any(isinstance(m, (torch.nn.AdaptiveAvgPool2d, torch.nn.AdaptiveMaxPool2d)) for m in model.modules())
-    tiny = DynMMNet(TINY)  # 2x2 map: bin 5 clamps to 2
+    tiny = DynMMNet(TINY.replace(context_pooling="fixed"))  # 2x2 map: bin 5 clamps to 2
     assert tiny.context_module.features[1][0].kernel_size == (1, 1)
+
+
+def test_ppm_adaptive_bins_equal_torch_adaptive_pooling():
+    from dynmm_edge.model.context import AdaptiveBinPool, adaptive_bins
+    assert adaptive_bins(8, 5) == [(0, 2), (1, 4), (3, 5), (4, 7), (6, 8)]
+    torch.manual_seed(0)
+    for h, w, n in ((15, 20, 5), (8, 10, 5), (7, 10, 5), (12, 16, 5), (2, 2, 5), (6, 8, 1), (12, 16, 8)):
+        x = torch.randn(2, 3, h, w)
+        got = AdaptiveBinPool((h, w), n)(x)
+        want = torch.nn.AdaptiveAvgPool2d(n)(x)
+        assert got.shape == want.shape == (2, 3, n, n)
+        assert torch.allclose(got, want, atol=1e-6), (h, w, n)
+    assert not any(isinstance(m, torch.nn.AdaptiveAvgPool2d) for m in DynMMNet(TINY).modules())
 
 
 def test_bottleneck_and_nbt1d_encoders_run():

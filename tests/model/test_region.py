@@ -8,7 +8,7 @@ from dynmm_edge.model.net import DynMMNet
 from dynmm_edge.model.presets import get_preset
 from dynmm_edge.model.region import (STAGE_STRIDES, region_costs, region_depth_macs, region_forward,
                                      sparse_depth_features, stage_halo)
-from dynmm_edge.runtime.tiles import TileGrid, gather, scatter
+from dynmm_edge.tiles import TileGrid, gather, scatter
 
 
 def region_net(halo="exact", height=128, width=256, seed=0):

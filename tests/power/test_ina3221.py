@@ -6,16 +6,9 @@ import pytest
 
 from dynmm_edge.errors import DataError
 from dynmm_edge.power.ina3221 import Ina3221Meter, find_rails
+from dynmm_edge.testing import FakeClock
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples" / "power"
-
-
-class FakeClock:
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        return self.t
 
 
 def test_hwmon_orin_nano_uses_vdd_in_not_sum():

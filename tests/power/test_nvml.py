@@ -5,14 +5,7 @@ import pytest
 
 from dynmm_edge.errors import DataError
 from dynmm_edge.power.nvml import NvmlMeter
-
-
-class FakeClock:
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        return self.t
+from dynmm_edge.testing import FakeClock
 
 
 def fake_pynvml(energy_mj=None, power_mw=None, init_error=False):

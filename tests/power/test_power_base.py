@@ -2,15 +2,8 @@ import time
 
 import pytest
 
-from dynmm_edge.power import FakeMeter, PowerMeter, TrapezoidIntegrator, measure
-
-
-class FakeClock:
-    def __init__(self, t=100.0):
-        self.t = t
-
-    def __call__(self):
-        return self.t
+from dynmm_edge.power import PowerMeter, TrapezoidIntegrator, measure
+from dynmm_edge.testing import FakeClock, FakeMeter
 
 
 def test_trapezoid_integrates_linear_ramp_exactly():
@@ -24,7 +17,7 @@ def test_trapezoid_integrates_linear_ramp_exactly():
 
 
 def test_fake_meter_scripted_with_fake_clock():
-    clk = FakeClock()
+    clk = FakeClock(100.0)
     m = FakeMeter(power=[2.0, 4.0, 4.0, 0.0], clock=clk, start=False, sample_on_read=False)
     assert isinstance(m, PowerMeter)
     clk.t += 1.0
@@ -35,7 +28,6 @@ def test_fake_meter_scripted_with_fake_clock():
     m.sample()  # 4 -> 0 W over 2 s = 4 J
     assert m.energy_j() == pytest.approx(9.0)
     assert m.power_w() == 0.0
-    assert m.describe()["kind"] == "fake"
 
 
 def test_fake_meter_thread_constant_power_and_measure_window():

@@ -5,17 +5,10 @@ import pytest
 
 from dynmm_edge.errors import DataError
 from dynmm_edge.power.rapl import RaplMeter, counter_delta, find_domains
+from dynmm_edge.testing import FakeClock
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples" / "power"
 RANGE = 262143328850
-
-
-class FakeClock:
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        return self.t
 
 
 def test_only_package_domains():

@@ -6,7 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from dynmm_edge.io.base import FakeLiveSource, FrameSource, ListSource
+from dynmm_edge.io.base import FrameSource, ListSource
+from dynmm_edge.testing import FakeLiveSource
 from dynmm_edge.runtime.pipeline import PipelineStageError, run_pipeline
 from dynmm_edge.types import Frame, Result
 

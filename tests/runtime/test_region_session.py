@@ -10,7 +10,8 @@ from dynmm_edge.model.net import DynMMNet
 from dynmm_edge.model.presets import get_preset
 from dynmm_edge.model.region import region_forward
 from dynmm_edge.runtime.policy import make_policy
-from dynmm_edge.runtime.session import Session, make_backend
+from dynmm_edge.backends import make_backend
+from dynmm_edge.runtime.session import Session
 
 pytest.importorskip("onnxruntime")
 
@@ -136,3 +137,26 @@ def test_torch_backend_runs_region_mode(exported):
     eager = region_forward(net, torch.from_numpy(rgb), torch.from_numpy(depth),
                            torch.from_numpy(mask[None].astype(np.float32))).detach().numpy()
     assert np.abs(np.asarray(out["logits"]) - eager).max() < 1e-4
+
+
+def test_region_results_follow_labels_at_and_the_plan_binds_region_zeros(exported):
+    _, m = exported
+    from dynmm_edge.runtime.plan import ExecutionPlan
+    from dynmm_edge.types import Frame
+    plan = ExecutionPlan.from_manifest(m)
+    assert plan.region.branches == ("region_gate", "depth0", "region_stage1", "region_stage2", "region_stage3",
+                                    "region_stage4", "region_trunk")
+    assert sorted(plan.region.zero_features) == [f"region_feat_{i}" for i in range(1, 5)]
+    assert all("region" not in b for p in plan.paths.values() for b in p.branches)  # no gate path runs them
+    g = np.random.default_rng(3)
+    frame = Frame(0, g.integers(0, 255, (128, 256, 3), dtype=np.uint8), np.full((128, 256), 1500, np.uint16))
+    with Session(m, make_backend("ort", threads=1), policy="region-share:0.25") as s:
+        r = s.infer(frame)  # camera frame 2x the model input: labels at camera resolution, same tile grid
+        assert r.labels.shape == (128, 256) and r.tile_mask.shape == (2, 4) and r.tile_size == 32
+        s.labels_at = "model"
+        small = s.infer(frame)
+        assert small.labels.shape == (64, 128)
+        assert np.array_equal(r.labels[::2, ::2], small.labels)  # nearest upsampling of the same labels
+        s.set_policy("region:1.0")  # no tile: every region feature comes from the bound zeros
+        assert s.infer(frame).branches_run == ("region_gate", "depth0", "region_trunk")
+    assert s.region is None and s.runners == {}

@@ -1,4 +1,6 @@
 """Session: gate-driven branch execution, bound zeros, policies, bad input."""
+import functools
+
 import numpy as np
 import pytest
 
@@ -42,14 +44,20 @@ class CountingBackend:
         self.uploads += 1
         return self.inner.upload(x)
 
+    def close(self):
+        self.closed = getattr(self, "closed", 0) + 1
+        self.inner.close()
+
 
 @pytest.fixture
 def session(tiny_export):
     pytest.importorskip("onnxruntime")
-    from dynmm_edge.runtime.session import Session, make_backend
+    from dynmm_edge.backends import make_backend
+    from dynmm_edge.runtime.session import Session
     _, _, m = tiny_export
     backend = CountingBackend(make_backend("ort"))
     s = Session(m, backend)
+    s.labels_at = "model"  # these tests compare with the eager model at its input size
     yield s
     s.close()
 
@@ -77,6 +85,23 @@ def test_zero_features_bound_once_not_per_frame(session, rgbd_frame):
         session.infer(rgbd_frame)
     assert session.backend.zeros_calls == zeros_at_start
     assert session.backend.uploads - uploads_at_start == 6 * 2  # rgb and depth only
+
+
+def test_session_owns_and_closes_its_backend(tiny_export, rgbd_frame):
+    pytest.importorskip("onnxruntime")
+    from dynmm_edge.backends import make_backend
+    from dynmm_edge.runtime.session import Session
+    _, _, m = tiny_export
+    backend = CountingBackend(make_backend("ort"))
+    with Session(m, backend) as s:
+        runners = list(s.runners.values())
+        assert s.infer(rgbd_frame, path=2).path == 2 and not getattr(backend, "closed", 0)
+    assert backend.closed == 1 and not any(r.is_active for r in runners)
+    s.close()  # idempotent for the session's runners; the backend close is idempotent too
+    failing = CountingBackend(make_backend("ort"))
+    with pytest.raises(DynMMError, match="unknown policy"):
+        Session(m, failing, policy="magic")
+    assert failing.closed == 1  # a failed start-up releases the backend as well
 
 
 def test_fixed_policy_skips_the_gate(session, rgbd_frame):
@@ -120,7 +145,7 @@ def test_mismatched_sizes_are_a_clear_error(session):
 
 
 def test_unknown_path_and_precision_errors(session, rgbd_frame, tiny_export):
-    from dynmm_edge.runtime.session import parse_precision
+    from dynmm_edge.manifest import parse_precision
     with pytest.raises(DynMMError, match="not one of this model's paths"):
         session.infer(rgbd_frame, path=9)
     _, _, m = tiny_export
@@ -169,11 +194,32 @@ def test_budget_controller_reaches_target_cost():
     assert pol.bias > 0
 
 
-@pytest.mark.parametrize("spec,cls", [("argmax", ArgmaxPolicy), ("bias:0.5", BiasPolicy),
-                                      ("hysteresis:0.3+bias:1", HysteresisPolicy), ("fixed:rgb", FixedPolicy),
-                                      ("budget:0.4", BudgetPolicy), ("budget-ms:20", BudgetPolicy)])
-def test_make_policy(spec, cls):
-    assert isinstance(make_policy(spec), cls)
+@pytest.mark.parametrize("spec,cls,attrs", [
+    ("argmax", ArgmaxPolicy, {}),
+    ("bias:0.5", BiasPolicy, {"bias": 0.5}),
+    ("hysteresis:0.3+bias:1", HysteresisPolicy, {"margin": 0.3, "inner.bias": 1.0}),
+    ("hysteresis:0.7", HysteresisPolicy, {"margin": 0.7, "inner.bias": 0.0}),
+    ("fixed:rgb", FixedPolicy, {"which": "rgb"}),
+    ("budget:0.4", BudgetPolicy, {"target": 0.4, "metric": "cost"}),
+    ("budget-ms:20", BudgetPolicy, {"target": 20.0, "metric": "ms"})])
+def test_make_policy(spec, cls, attrs):
+    pol = make_policy(spec)
+    assert type(pol) is cls
+    for dotted, want in attrs.items():
+        value = pol
+        for part in dotted.split("."):
+            value = getattr(value, part)
+        assert value == want, f"{spec}: {dotted} is {value!r}, expected {want!r}"
+
+
+def test_parsed_hysteresis_margin_decides_when_to_switch():
+    """A swing of 0.5 in log-probability switches under margin 0.3 and holds under margin 0.7."""
+    hold = np.log([0.6, 0.01, 0.01, 0.01, 0.01, 0.36])
+    swing = np.array([0.0, -9, -9, -9, -9, 0.5])  # path 5 ahead of path 0 by 0.5
+    for spec, switched in (("hysteresis:0.3", 5), ("hysteresis:0.7", 0)):
+        h = make_policy(spec).bind(PATHS, COST)
+        assert h.decide(hold) == 0
+        assert h.decide(swing) == switched, spec
 
 
 @pytest.mark.parametrize("spec", ["magic", "bias:abc", "budget:1.5", "fixed:x"])
@@ -184,7 +230,7 @@ def test_make_policy_errors(spec):
 
 def test_resolve_model_errors(tmp_path):
     from dynmm_edge.errors import ManifestError
-    from dynmm_edge.runtime.session import resolve_model
+    from dynmm_edge.models import resolve_model
     with pytest.raises(DynMMError, match="not a model folder"):
         resolve_model("no-such-model")
     with pytest.raises(ManifestError, match="without manifest.json"):
@@ -193,13 +239,56 @@ def test_resolve_model_errors(tmp_path):
 
 def test_checkpoint_exported_on_the_fly_into_hash_keyed_cache(tmp_path, monkeypatch, tiny_export):
     pytest.importorskip("torch")
+    import dynmm_edge.export.exporter as exporter
     from dynmm_edge.model.checkpoints import save_checkpoint
-    from dynmm_edge.runtime.session import open_session
+    from dynmm_edge.models import open_session
     net, meta, _ = tiny_export
     monkeypatch.setenv("DYNMM_EDGE_CACHE", str(tmp_path / "cache"))
+    exports = []
+    real_export = exporter.export_model
+
+    @functools.wraps(real_export)  # keeps the signature the cache key reads the settings from
+    def counting_export(*a, **k):
+        exports.append(a[0])
+        return real_export(*a, **k)
+
+    monkeypatch.setattr(exporter, "export_model", counting_export)
     ckpt = save_checkpoint(tmp_path / "m.pt", net, meta)
     with open_session(str(ckpt)) as s:
         folder = s.manifest.folder
         assert folder.parent == tmp_path / "cache" / "models"
+    first = (folder / "manifest.json").stat()
     with open_session(str(ckpt)) as s2:  # second time: reused, not re-exported
         assert s2.manifest.folder == folder
+    again = (folder / "manifest.json").stat()
+    assert exports == [str(ckpt)]  # exported exactly once
+    assert (again.st_ino, again.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+
+
+def test_model_cache_key_covers_source_version_and_export_settings():
+    from dynmm_edge.models import export_settings, model_cache_key
+    pytest.importorskip("torch")
+    settings = export_settings()
+    assert {"opset", "height", "width", "fp16", "dynamic_batch"} <= set(settings)
+    assert "force" not in settings and "progress" not in settings
+    key = model_cache_key("sha256:ab", settings, version="0.1.0")
+    assert key == model_cache_key("sha256:ab", dict(settings), version="0.1.0")
+    assert key != model_cache_key("sha256:ab", settings, version="0.2.0")
+    assert key != model_cache_key("sha256:ab", {**settings, "opset": settings["opset"] + 1}, version="0.1.0")
+    assert key != model_cache_key("sha256:cd", settings, version="0.1.0")
+
+
+def test_changed_branch_file_is_refused_at_load(tiny_export, tmp_path):
+    """Backends trust the manifest's hash check, so loading must catch a modified branch file."""
+    import shutil
+    from dynmm_edge.errors import ManifestError
+    from dynmm_edge.manifest import load_manifest
+    _, _, m = tiny_export
+    folder = tmp_path / "model"
+    shutil.copytree(m.folder, folder)
+    name = m.branches[1].file
+    with open(folder / name, "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ManifestError, match=rf"sha256 of .*{name}.*manifest says"):
+        load_manifest(folder)
+    assert load_manifest(folder, verify_hashes=False).branch(m.branches[1].name).file == name

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dynmm_edge.runtime.tiles import (TileError, TileGrid, bucket_for, default_buckets, gather, scatter,
+from dynmm_edge.tiles import (TileError, TileGrid, bucket_for, default_buckets, gather, scatter,
                                       tile_entropy, top_share, window_origins)
 
 

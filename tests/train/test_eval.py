@@ -24,7 +24,7 @@ def test_eval_cli_report(ckpt, tmp_path):
     from dynmm_edge.apps.cli import main
 
     out = tmp_path / "r.json"
-    rc = main(["eval", str(ckpt), "--data", DATA, "--json", str(out), "--sweep=-50,0,50", "--threads", "1"])
+    rc = main(["eval", str(ckpt), "--source", DATA, "--json", str(out), "--sweep=-50,0,50", "--threads", "1"])
     assert rc == 0
     rep = json.loads(out.read_text())
     assert rep["frames"] == 6
@@ -77,8 +77,33 @@ def test_dynamic_equals_blend_of_static_paths(ckpt):
 def test_eval_bad_sweep_and_missing_data(ckpt, tmp_path, capsys):
     from dynmm_edge.apps.cli import main
 
-    assert main(["eval", str(ckpt), "--data", DATA, "--json", str(tmp_path / "x.json"), "--sweep", "a,b"]) == 2
+    assert main(["eval", str(ckpt), "--source", DATA, "--json", str(tmp_path / "x.json"), "--sweep", "a,b"]) == 2
     assert "--sweep" in capsys.readouterr().err
-    assert main(["eval", str(ckpt), "--data", str(tmp_path / "missing"), "--json", str(tmp_path / "y.json")]) == 2
+    assert main(["eval", str(ckpt), "--source", str(tmp_path / "missing"), "--json", str(tmp_path / "y.json")]) == 2
     assert "missing" in capsys.readouterr().err
     assert not (tmp_path / "y.json").exists()
+
+
+def test_eval_finds_the_split_synth_wrote(ckpt, tmp_path, capsys):
+    """`synth` writes train/ by default; eval reads test, else val, else train (with a note)."""
+    from dynmm_edge.apps.cli import main
+    root = tmp_path / "synth"
+    assert main(["synth", "-o", str(root), "--frames", "3", "--size", "64x48"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "e.json"
+    assert main(["eval", str(ckpt), "--source", str(root), "--json", str(out), "--threads", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "no test or val split: evaluating on 'train'" in err
+    rep = json.loads(out.read_text())
+    assert rep["split"] == "train" and rep["frames"] == 3
+    # with a test split present, test wins and no note is printed
+    assert main(["synth", "-o", str(root), "--frames", "2", "--size", "64x48", "--split", "test", "--seed", "5"]) == 0
+    assert main(["eval", str(ckpt), "--source", str(root), "--json", str(out), "--threads", "1"]) == 0
+    assert "evaluating on 'train'" not in capsys.readouterr().err
+    assert json.loads(out.read_text())["split"] == "test" and json.loads(out.read_text())["frames"] == 2
+    # a split that is not there: the error lists the ones that are
+    assert main(["eval", str(ckpt), "--source", str(root), "--split", "val", "--json", str(out)]) == 2
+    assert "no split 'val'; splits here: test, train" in capsys.readouterr().err
+    # a split folder given directly works too
+    assert main(["eval", str(ckpt), "--source", str(root / "test"), "--json", str(out), "--threads", "1"]) == 0
+    assert json.loads(out.read_text())["frames"] == 2

@@ -64,7 +64,7 @@ def test_front_interpolates_time_sharing_between_paths():
 
 def test_cli_region_stage_needs_init_from(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dynmm_edge.apps.cli", "train", "--stage", "region",
-                        "--out", str(tmp_path / "x")], capture_output=True, text=True)
+                        "-o", str(tmp_path / "x")], capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == ["dynmm-edge train: error: --stage region needs --init-from CKPT "
                                              "(a trained dynmm-edge checkpoint or 'demo')"]
