@@ -30,6 +30,8 @@ def add_parser(sub) -> None:
     p.add_argument("--power", default="auto", help="power meter: auto | none | ina3221 | tegrastats | nvml | rapl")
     add_json(p, help="write the report here (+ .md and .png beside)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    p.add_argument("--region-frames", type=int, default=8,
+                   help="models with a region gate: frames for the region break-even curve (0 = skip)")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="print the change between two reports")
     add_common_runtime_args(p)
     p.set_defaults(func=run)
@@ -87,6 +89,11 @@ def run(args) -> int:
                                fps=args.fps, meter=meter,
                                progress=lambda i, n: print(f"\r  {i}/{n} frames per mode", end="", flush=True))
             print()
+            from dynmm_edge.manifest import region_spec
+            if args.region_frames > 0 and region_spec(session.manifest) is not None:
+                from dynmm_edge.bench.region import region_curve
+                print("region break-even curve (active share 10 %..100 %, interleaved)")
+                report["region"] = region_curve(session, frames[:args.region_frames])
     finally:
         if meter:
             meter.close()

@@ -31,6 +31,8 @@ def add_parser(subparsers) -> None:
                         "B > 0 = more depth, in nats per unit depth cost (same as run --policy bias:B, bench --bias)")
     p.add_argument("--png", default="", help="plot of mIoU vs depth MACs (default: JSON path with .png)")
     p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--region-policy", default="gate:0.5",
+                   help="models with a region gate: policy reported as modes.region (gate:T, share:F, entropy:F)")
     p.add_argument("--threads", type=positive_int, default=2)
     p.set_defaults(func=run)
 
@@ -104,6 +106,9 @@ def run(args) -> int:
         split = find_split(args.source, args.split)
         ds = open_dataset(args.source, pre, split=split, num_classes=model.config.num_classes)
         report = evaluate(model, ds, meta["classes"], batch_size=args.batch_size, biases=biases, progress=True)
+        if getattr(model, "region", None) is not None:
+            from dynmm_edge.train.region_eval import add_region_report
+            report = add_region_report(report, model, ds, meta["classes"], args.batch_size, args.region_policy)
     except (DynMMError, ValueError) as exc:
         print(f"dynmm-edge eval: error: {exc}", file=sys.stderr)
         return 2
@@ -114,5 +119,10 @@ def run(args) -> int:
         png = args.png or str(Path(args.json).with_suffix(".png"))
         plot_sweep(report, png)
         print(f"plot: {png}")
+    if "region" in m:
+        r = m["region"]
+        print(f"region      mIoU {100 * r['miou']:6.2f}  active tiles {100 * r['active_tile_share']:.0f}%  depth GMACs "
+              f"{r['depth_macs_mean'] / 1e9:.4f} ({100 * r['depth_macs_fraction']:.0f}%)  front at that cost "
+              f"{100 * r['front_miou_at_cost']:.2f}  [{r['policy']}]")
     print(f"report: {args.json}")
     return 0

@@ -54,6 +54,31 @@ def _reference_feeds(m, seed=0):
         b = m.branch(name)
         with ort.open(b, m, "fp32") as r:
             feeds.update(r.infer({t.name: feeds[t.name] for t in b.inputs}))
+    return _region_reference(m, feeds, ort)
+
+
+def _region_reference(m, feeds, ort):
+    """Region branches (docs/REGIONS.md): FP32 ORT outputs with a checkerboard of active tiles, each tile
+    stage fed the gathered windows of the previous stage's scattered map, as the Session does."""
+    from dynmm_edge.manifest import region_spec
+    from dynmm_edge.tiles import TileGrid, gather, scatter
+    spec = region_spec(m)
+    if spec is None:
+        return feeds
+    grid = TileGrid(spec.tile, m.height, m.width)
+    mask = (np.add.outer(np.arange(grid.rows), np.arange(grid.cols)) % 2 == 0)
+    ids, x = grid.ids_of(mask), feeds[spec.stem_output]
+    feeds[spec.mask_input] = mask[None].astype(np.float32)
+    for st in spec.stages:
+        feeds[st.input] = np.ascontiguousarray(gather(x, grid, ids, st.in_stride, st.halo))
+        with ort.open(m.branch(st.branch), m, "fp32") as r:
+            feeds.update(r.infer({st.input: feeds[st.input]}))
+        x = feeds[st.feature] = scatter(feeds[st.output], grid, ids, st.in_stride, st.out_stride, st.halo)
+    for name in (spec.gate_branch, spec.trunk_branch):
+        b = m.branch(name)
+        with ort.open(b, m, "fp32") as r:
+            out = r.infer({t.name: feeds[t.name] for t in b.inputs})
+        feeds.update(out if name == spec.gate_branch else {f"{name}/{k}": v for k, v in out.items()})
     return feeds
 
 
@@ -112,7 +137,7 @@ def _check_branch(name, backend, m, b, prec, ref, runs):
             times.append((time.perf_counter() - t0) * 1e3)
     rows = []
     for t in b.outputs:
-        got, want = backend.download(out[t.name]), ref[t.name]
+        got, want = backend.download(out[t.name]), ref.get(f"{b.name}/{t.name}", ref[t.name])
         if t.name == "labels":
             agree = float((got == want).mean())
             ok, metric = agree >= min_agree, f"labels agree {100 * agree:.2f}%"

@@ -16,8 +16,11 @@ EPILOG = """examples:
   dynmm-edge train --preset demo --init-from runs/demo/final.pt --epochs-stage1 0 --epochs-stage2 0 \\
       --epochs-gate 4 --budget 0.4 -o runs/gate          # retrofit only the gate
   torchrun --nproc_per_node 2 -m dynmm_edge.apps.cli train --preset demo -o runs/ddp
+  dynmm-edge train --stage region --init-from demo -o runs/region   # region gate + tile depth stages
   dynmm-edge eval runs/demo/final.pt --source 'synthetic://?frames=200&seed=2026' --json eval.json
 """
+DEFAULT_SOURCE = "synthetic://?frames=2000&hard_fraction=0.3&seed=0"
+REGION_DEFAULT_SOURCE = "synthetic://?frames=720&hard_fraction=0.3&seed=11"  # train.region.RegionTrainConfig.data
 
 
 def add_parser(subparsers) -> None:
@@ -25,9 +28,16 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a DynMM model (synthetic world or a dataset folder)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog=EPILOG)
+    p.add_argument("--stage", choices=("dynmm", "region"), default="dynmm",
+                   help="dynmm: stage I/II/gate training; region: add and train a region gate + tile depth "
+                        "stages on a trained checkpoint (needs --init-from; see docs/REGIONS.md)")
+    p.add_argument("--tile", type=positive_int, default=32, help="region stage: tile size in px (multiple of 32)")
+    p.add_argument("--price", type=non_negative_float, default=0.25,
+                   help="region stage: per-tile price in nats/pixel; the gate learns 'gain of depth > price'")
+    p.add_argument("--region-epochs", type=positive_int, default=2, help="region stage: epochs")
     p.add_argument("--preset", default="demo", help="model preset (see dynmm_edge.model.presets)")
-    add_source(p, default="synthetic://?frames=2000&hard_fraction=0.3&seed=0",
-               help="training data: dataset folder or synthetic://?frames=N&hard_fraction=F&seed=S")
+    add_source(p, help=f"training data: dataset folder or synthetic://?frames=N&hard_fraction=F&seed=S (default: "
+                       f"{DEFAULT_SOURCE}; region stage: {REGION_DEFAULT_SOURCE})")
     p.add_argument("--val-source", default="", help="optional evaluation data, evaluated at each stage end")
     deprecated_alias(p, "--val-data", "--val-source", "val_source")
     p.add_argument("--epochs-stage1", type=non_negative_int, default=10, help="epochs with a random path per sample")
@@ -41,7 +51,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/state.pt")
     p.add_argument("--init-from", default="", help="start from a checkpoint (ours or ESANet/DynMM, imported)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--batch-size", type=positive_int, default=None, help="default 16 (region stage: 8)")
     p.add_argument("--lr", type=positive_float, default=2e-3, help="peak LR of the one-cycle schedule (trunk)")
     p.add_argument("--gate-lr", type=positive_float, default=1e-2)
     p.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
@@ -76,9 +86,9 @@ def config_from_args(args):
     from dynmm_edge.train.loop import TrainConfig
 
     return TrainConfig(
-        preset=args.preset, data=args.source, val_data=args.val_source, out=args.output,
+        preset=args.preset, data=args.source or DEFAULT_SOURCE, val_data=args.val_source, out=args.output,
         epochs_stage1=args.epochs_stage1, epochs_stage2=args.epochs_stage2, epochs_gate=args.epochs_gate,
-        budget=args.budget, resource_lambda=args.resource_lambda, batch_size=args.batch_size, lr=args.lr,
+        budget=args.budget, resource_lambda=args.resource_lambda, batch_size=args.batch_size or 16, lr=args.lr,
         gate_lr=args.gate_lr, optimizer=args.optimizer, augment=not args.no_augment,
         class_weighting=not args.no_class_weights, gumbel=args.gumbel, stage1_end_prob=args.stage1_end_prob,
         gate_frame_loss=args.gate_frame_loss, oracle_tolerance=args.oracle_tolerance,
@@ -92,6 +102,8 @@ def run(args) -> int:
     from dynmm_edge.errors import DynMMError
     from dynmm_edge.train.loop import train
 
+    if args.stage == "region":
+        return run_region(args)
     try:
         cfg = config_from_args(args)
         result = train(cfg)
@@ -101,4 +113,24 @@ def run(args) -> int:
     if result["dist"].is_main:
         print(f"final checkpoint: {result['final']}")
         print(f"metrics: {result['metrics']}")
+    return 0
+
+
+def run_region(args) -> int:
+    """--stage region: one command from a trained checkpoint to a checkpoint with a region gate."""
+    from dynmm_edge.errors import DynMMError
+    from dynmm_edge.train.region import RegionTrainConfig, train_region
+
+    try:
+        extra = {"data": args.source} if args.source else {}
+        cfg = RegionTrainConfig(init_from=args.init_from, out=args.output, tile=args.tile, price=args.price,
+                                epochs=args.region_epochs, batch_size=args.batch_size or 8,
+                                seed=args.seed, threads=args.threads, progress=not args.no_progress, **extra)
+        result = train_region(cfg)
+    except (DynMMError, ValueError) as exc:
+        print(f"dynmm-edge train: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"region stage: {result['steps']} steps in {result['seconds']:.0f} s, mean keep share "
+          f"{result['keep_share_mean']:.2f}")
+    print(f"final checkpoint: {result['final']}")
     return 0

@@ -126,9 +126,16 @@ def resolve_branches(spec, manifest) -> List[str]:
         keys = ["all"]
     else:
         keys = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
-    chosen = {n for names in resolve_keys(keys, manifest).values() for n in names}
+    resolved = resolve_keys(keys, manifest)
+    chosen = {n for names in resolved.values() for n in names}
+    # region branches (tile engines) sit on no frame path: 'all' means the path branches; naming one is an error
+    region = {b.name for b in manifest.branches if b.kind == "region"}
+    named = sorted(n for k, names in resolved.items() if k not in ("all", "*") for n in names if n in region)
+    if named:
+        raise ManifestError(f"INT8 calibration of region branches {named} is not supported yet; "
+                            f"calibrate the path branches (gate, depth, trunk)")
     order = list(manifest.paths[manifest.full_path])
-    order += [b.name for b in manifest.branches if b.name not in order]
+    order += [b.name for b in manifest.branches if b.name not in order and b.name not in region]
     return [n for n in order if n in chosen]
 
 

@@ -16,7 +16,7 @@ from dynmm_edge.tensors import PRECISIONS, TensorSpec
 SCHEMA = "dynmm-edge/manifest"
 SCHEMA_VERSION = 1
 MODEL_INPUTS = ("rgb", "depth")
-BRANCH_KINDS = ("gate", "stem", "depth", "trunk")
+BRANCH_KINDS = ("gate", "stem", "depth", "trunk", "region")
 
 
 def sha256_file(path) -> str:
@@ -300,6 +300,8 @@ def parse_manifest(data: Mapping[str, Any], folder: Path, verify_hashes: bool = 
                  model_config=dict(data.get("model_config", {})),
                  extra={k: v for k, v in data.items() if k not in known})
     _check_graph(m)
+    if "regions" in m.extra:
+        region_spec(m)  # validated on load; absent in frame-gate-only (and older) manifests
     return m
 
 
@@ -327,6 +329,92 @@ def _check_graph(m: Manifest) -> None:
                     raise ManifestError(f"manifest.json: path {k}: branch '{s}' needs tensor '{t.name}' "
                                         f"that no earlier branch produces")
             available |= {t.name for t in b.outputs}
+
+
+@dataclass(frozen=True)
+class RegionStage:
+    branch: str
+    input: str
+    output: str
+    feature: str
+    in_stride: int
+    out_stride: int
+    halo: int
+    window: Tuple[int, int]
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    """The manifest's optional 'regions' section: tile grid, halos, branches, buckets, MACs."""
+    tile: int
+    rows: int
+    cols: int
+    halo_mode: str
+    gate_branch: str
+    gate_output: str
+    stem_branch: str
+    stem_output: str
+    stages: Tuple[RegionStage, ...]
+    trunk_branch: str
+    mask_input: str
+    buckets: Tuple[int, ...]
+    macs: Dict[str, float]
+
+    @property
+    def count(self) -> int:
+        return self.rows * self.cols
+
+    def depth_macs(self, active: int) -> float:
+        """Depth MACs of a frame with `active` tiles: dense stem + tiles with halos + SE + region gate."""
+        m = self.macs
+        tiles = 0.0 if active <= 0 else active * float(m["per_tile_macs"]) + float(m["se_macs"])
+        return float(m["dense_macs"]) + tiles + float(m["gate_macs"])
+
+    def tile_batch_range(self, typical_share: float = 0.3) -> Tuple[int, int, int]:
+        """(min, opt, max) tile batch of a tile-stage engine profile: 1, the bucket of a typical share, all tiles."""
+        from dynmm_edge.tiles import tile_batch_range
+        return tile_batch_range(self.buckets, typical_share)
+
+
+def region_spec(m: "Manifest") -> Optional[RegionSpec]:
+    """Parse and validate m.extra['regions'] (None when the model has no region gate)."""
+    data = m.extra.get("regions")
+    if data is None:
+        return None
+    where = "regions"
+    try:
+        tile, rows, cols = (int(_req(data, k, where)) for k in ("tile", "rows", "cols"))
+        gate, stem, trunk = (_req(data, k, where, Mapping) for k in ("gate", "stem", "trunk"))
+        stages = tuple(RegionStage(branch=str(s["branch"]), input=str(s["input"]), output=str(s["output"]),
+                                   feature=str(s["feature"]), in_stride=int(s["in_stride"]),
+                                   out_stride=int(s["out_stride"]), halo=int(s["halo"]),
+                                   window=(int(s["window"][0]), int(s["window"][1])))
+                       for s in _req(data, "stages", where, list))
+        spec = RegionSpec(tile=tile, rows=rows, cols=cols, halo_mode=str(data.get("halo_mode", "none")),
+                          gate_branch=str(gate["branch"]), gate_output=str(gate["output"]),
+                          stem_branch=str(stem["branch"]), stem_output=str(stem["output"]), stages=stages,
+                          trunk_branch=str(trunk["branch"]), mask_input=str(trunk["mask_input"]),
+                          buckets=tuple(int(b) for b in _req(data, "buckets", where, list)),
+                          macs={k: float(v) for k, v in _req(data, "macs", where, Mapping).items()})
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ManifestError(f"manifest.json: bad 'regions' section: {exc!r}") from None
+    if tile < 32 or tile % 32 or rows * tile != m.height or cols * tile != m.width:
+        raise ManifestError(f"manifest.json: regions.tile {tile} px x {rows}x{cols} tiles does not divide the "
+                            f"{m.width}x{m.height} input into whole 1/32-grid tiles")
+    if len(stages) != 4 or any(s.halo < 0 or s.out_stride % s.in_stride for s in stages):
+        raise ManifestError("manifest.json: regions.stages must list 4 tile stages with halos >= 0")
+    b = spec.buckets
+    if not b or list(b) != sorted(set(b)) or b[0] < 1 or b[-1] != spec.count:
+        raise ManifestError(f"manifest.json: regions.buckets {list(b)} must be increasing, >= 1, and end at the "
+                            f"tile count {spec.count}")
+    for key in ("dense_macs", "per_tile_macs", "se_macs", "gate_macs", "full_depth_macs"):
+        if key not in spec.macs:
+            raise ManifestError(f"manifest.json: regions.macs has no {key!r}")
+    names = {br.name for br in m.branches}
+    for name in [spec.gate_branch, spec.stem_branch, spec.trunk_branch, *(s.branch for s in stages)]:
+        if name not in names:
+            raise ManifestError(f"manifest.json: regions names branch {name!r}, which the manifest does not list")
+    return spec
 
 
 def resolve_keys(keys: Sequence[str], manifest) -> Dict[str, List[str]]:

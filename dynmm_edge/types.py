@@ -43,3 +43,10 @@ class Result:
     depth_fraction: float = 1.0  # depth MACs run / depth MACs of the full path
     frame: Optional[Frame] = None
     logits: Optional[np.ndarray] = None
+    tile_mask: Optional[np.ndarray] = None  # region mode: bool [rows, cols], True = depth ran on the tile
+    tile_size: int = 0  # region mode: tile size in model-input px; the [rows, cols] grid spans the whole frame
+
+    @property
+    def active_share(self) -> Optional[float]:
+        """Share of tiles whose depth ran (region mode), else None."""
+        return None if self.tile_mask is None else float(np.mean(self.tile_mask))

@@ -142,6 +142,11 @@ def _export_locked(spec, out_dir: Path, torch, height, width, opset, dynamic_bat
                 "inputs": [_spec(n, examples[n], dynamic_batch) for n in b.input_names],
                 "outputs": [_spec(n, examples[n], dynamic_batch) for n in b.output_names],
                 "macs": int(costs["branches"][b.name]["macs"]), "params": int(costs["branches"][b.name]["params"])})
+        regions = None
+        if getattr(net, "region", None) is not None:  # optional region branches + manifest 'regions'
+            from dynmm_edge.export.region_export import export_region
+            region_entries, regions = export_region(net, tmp, opset, _spec, export_branch_onnx, check_model, say)
+            entries += region_entries
         preprocess = dict(meta.get("preprocess", {}))
         preprocess.update(height=cfg.height, width=cfg.width)
         meta = {**meta, "preprocess": preprocess}
@@ -159,6 +164,8 @@ def _export_locked(spec, out_dir: Path, torch, height, width, opset, dynamic_bat
             say(f"warning: {warn}")
         manifest = _manifest_dict(meta, out_dir, cfg, net, dynamic_batch, zero_inputs, entries, paths, costs,
                                   sha256_file(tmp / "model.pt"), torch.__version__, opset)
+        if regions is not None:
+            manifest["regions"] = regions
         parse_manifest(manifest, tmp)  # validate before it becomes visible
         from dynmm_edge.atomic import write_json
         write_json(tmp / "manifest.json", manifest)

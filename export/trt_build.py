@@ -20,7 +20,8 @@ from typing import Dict, Optional, Tuple
 
 from dynmm_edge._lazy import require
 from dynmm_edge.atomic import write_bytes, write_json
-from dynmm_edge.backends.trt_engine import load_engine, read_sidecar, sidecar_path  # noqa: F401 - re-exported
+from dynmm_edge.backends.trt_engine import (BatchProfile, load_engine, read_sidecar,  # noqa: F401 - re-exported
+                                            sidecar_path)
 from dynmm_edge.backends.trt_engine import make_logger as _make_logger
 from dynmm_edge.errors import BackendError, MissingDependency
 from dynmm_edge.manifest import sha256_file
@@ -30,18 +31,6 @@ log = logging.getLogger(__name__)
 
 SIDECAR_FORMAT = "dynmm-edge/trt-engine"
 SIDECAR_VERSION = 1
-
-
-@dataclass(frozen=True)
-class BatchProfile:
-    """Batch sizes for dynamic-batch inputs; TensorRT tunes kernels for `opt`."""
-    min: int = 1
-    opt: int = 1
-    max: int = 1
-
-    def __post_init__(self):
-        if not (1 <= self.min <= self.opt <= self.max):
-            raise BackendError(f"batch profile needs 1 <= min <= opt <= max, got {self.min}/{self.opt}/{self.max}")
 
 
 @dataclass(frozen=True)

@@ -19,4 +19,7 @@ dynmm-edge bench demo --source "$SRC" "${common[@]}" --fps 30 --json "$OUT/demo_
 # 3) ESANet R34-NBt1D at 640x480 (random weights: timing of full depth vs RGB-only, gate untrained)
 dynmm-edge bench esanet-r34-nbt1d-nyuv2 --source "synthetic://?frames=200&width=640&height=480&seed=99" \
   "${common[@]}" --json "$OUT/r34_torch_cuda_fp16.json" --no-plot
+# 4) region break-even curves with the eager PyTorch model on CUDA (FP16): demo and R34-NBt1D 640x480
+python3 scripts/region_torch_curve.py --device cuda --fp16 --json "$OUT/region_torch_cuda_demo.json"
+python3 scripts/region_torch_curve.py --device cuda --fp16 --r34 --frames 5 --json "$OUT/region_torch_cuda_r34.json"
 ls -la "$OUT"

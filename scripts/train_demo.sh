@@ -10,6 +10,7 @@
 set -euo pipefail
 OUT=${OUT:-/tmp/demo_run4}
 GATE_OUT=${GATE_OUT:-/tmp/demo_gate_run4}
+REGION_OUT=${REGION_OUT:-/tmp/demo_region_run2}
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 # the previous demo model (the last commit before this one was shipped): its trunk is kept
@@ -22,8 +23,17 @@ time dynmm-edge train --init-from "$PREV" --gate-cues \
   --gate-objective argmin --gate-frame-loss pixel_error --budget 0.4 --gate-balance 0.5 --gate-lr 1e-2 \
   --seed 0 --threads 2 --no-progress -o "$GATE_OUT"
 
-python -c "from dynmm_edge.train.loop import pack_checkpoint; pack_checkpoint('$GATE_OUT/final.pt', '$OUT/demo.pt')"
-# the shipped model folder: branch ONNX + manifest + this checkpoint (model.pt) for the PyTorch backend
+# region stage (docs/REGIONS.md): region gate + tile depth stages + a region copy of the trunk, trained
+# on world-2 frames from PREV. It trains only region.* and the gate stage above only gate.*; both read
+# PREV's frozen dense weights, so the region head is grafted onto the cue-gate checkpoint (graft_region
+# refuses if any other tensor differs).
+[ -d "$OUT/w2_train/train" ] || dynmm-edge synth -o "$OUT/w2_train" --frames 720 --hard-fraction 0.3 --world 2
+time dynmm-edge train --stage region --init-from "$PREV" --source "$OUT/w2_train" --region-epochs 2 \
+  --seed 0 --threads 2 --no-progress -o "$REGION_OUT"
+python -c "from dynmm_edge.train.region import graft_region; graft_region('$GATE_OUT/final.pt', '$REGION_OUT/final.pt', '$OUT/demo_full.pt')"
+
+python -c "from dynmm_edge.train.loop import pack_checkpoint; pack_checkpoint('$OUT/demo_full.pt', '$OUT/demo.pt')"
+# the shipped model folder: branch ONNX (incl. region branches) + manifest + this checkpoint (model.pt)
 dynmm-edge export "$OUT/demo.pt" -o dynmm_edge/assets/demo_model --force
 for hf in 0.3 0.1 0.6; do
   name=demo_eval; [ "$hf" = 0.3 ] || name=demo_eval_hf${hf/./}
@@ -34,3 +44,5 @@ done
 dynmm-edge eval dynmm_edge/assets/demo_model/model.pt \
   --source 'synthetic://?frames=200&hard_fraction=0.3&seed=4242&world=1' \
   --json docs/results/demo_eval_world1.json --png docs/results/demo_sweep_world1.png --threads 1
+dynmm-edge eval dynmm_edge/assets/demo_model/model.pt \
+  --source 'synthetic://?frames=128&hard_fraction=0.3&seed=4242&world=2' --json docs/results/demo_region_eval.json --threads 2

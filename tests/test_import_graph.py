@@ -19,7 +19,7 @@ PACKAGE_DIRS = {"dynmm_edge": "dynmm_edge", "export": "dynmm_edge.export",
 # lowest first; a unit is a subpackage or a top-level module of dynmm_edge ("dynmm_edge" = its __init__)
 LAYERS = [
     ("errors", "_version", "paths", "signals"),
-    ("_lazy", "atomic", "types", "tensors", "metrics"),
+    ("_lazy", "atomic", "types", "tensors", "tiles", "metrics"),
     ("manifest", "viz", "power", "data"),
     ("folder_commit",),
     ("model", "io"),

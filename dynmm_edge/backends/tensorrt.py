@@ -15,7 +15,7 @@ import numpy as np
 from dynmm_edge._lazy import require
 from dynmm_edge.backends.base import Backend, Runner, TensorSpec
 from dynmm_edge.backends.cuda_buffers import Device, DeviceArray, cuda_available, open_device
-from dynmm_edge.backends.trt_engine import load_engine, make_logger
+from dynmm_edge.backends.trt_engine import BatchProfile, load_engine, make_logger
 from dynmm_edge.errors import BackendError
 
 _DTYPE_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16", np.dtype(np.int32): "int32",
@@ -141,6 +141,16 @@ class TensorRTBackend(Backend):
             self._runtime = self.trt.Runtime(make_logger(self.trt, self.log_severity))
         return self._runtime
 
+    def _profile_for(self, branch, manifest):
+        """Region tile-batch engines get a profile spanning the manifest's buckets; others self.profile."""
+        if branch.kind != "region" or not any(t.shape and t.shape[0] < 0 for t in branch.inputs):
+            return self.profile
+        from dynmm_edge.manifest import region_spec
+        spec = region_spec(manifest)
+        if spec is None:
+            raise BackendError(f"branch '{branch.name}' is a region branch but the manifest has no 'regions' section")
+        return BatchProfile(*spec.tile_batch_range())
+
     def engine_for(self, branch, manifest, precision: Optional[str] = None) -> Path:
         """Path of the cached engine for a branch, building it from the branch ONNX when allowed.
 
@@ -157,7 +167,7 @@ class TensorRTBackend(Backend):
         if not onnx_path.is_file():
             raise BackendError(f"branch '{branch.name}': ONNX file {onnx_path} does not exist")
         return self.builder(onnx_path, precision, trt_module=self.trt, workspace_mb=self.workspace_mb,
-                            profile=self.profile, timing_cache_path=self.timing_cache_path,
+                            profile=self._profile_for(branch, manifest), timing_cache_path=self.timing_cache_path,
                             cache_dir=self.cache_dir or manifest.folder / "trt_engines", branch=branch.name,
                             gpu=self.device.describe(), log_severity=self.log_severity, allow_build=self.build)
 

@@ -99,6 +99,9 @@ class TorchBackend(Backend):
             net = net.eval().to(self.device, self.dtype)
             branches, _, _ = split_model(net)
             self._modules[key] = {b.name: b.module for b in branches}
+            if getattr(net, "region", None) is not None:  # region branches (docs/REGIONS.md)
+                from dynmm_edge.model.region_split import region_branch_defs
+                self._modules[key].update({d[0]: d[1].eval() for d in region_branch_defs(net)})
         return self._modules[key]
 
     def open(self, branch, manifest, precision: str) -> TorchRunner:

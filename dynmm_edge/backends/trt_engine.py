@@ -8,10 +8,23 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from dynmm_edge._lazy import require
 from dynmm_edge.errors import BackendError
+
+
+@dataclass(frozen=True)
+class BatchProfile:
+    """Batch sizes for dynamic-batch inputs; TensorRT tunes kernels for `opt`."""
+    min: int = 1
+    opt: int = 1
+    max: int = 1
+
+    def __post_init__(self):
+        if not (1 <= self.min <= self.opt <= self.max):
+            raise BackendError(f"batch profile needs 1 <= min <= opt <= max, got {self.min}/{self.opt}/{self.max}")
 
 
 def sidecar_path(engine_path) -> Path:

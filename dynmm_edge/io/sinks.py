@@ -99,6 +99,8 @@ class _Renderer:
         lines = [f"FPS {hud_fps(self._times, total)}" + (f"  total {total:.1f} ms" if total is not None else ""),
                  f"frame {result.frame_id}  path {result.path}  depth {result.depth_macs / 1e9:.2f} GMAC",
                  f"depth compute skipped: {share:4.1f}%"]
+        if result.tile_mask is not None:
+            lines.append(f"depth tiles active: {100.0 * result.active_share:4.1f}%")
         return lines
 
     def render(self, result: Result) -> np.ndarray:
@@ -109,6 +111,9 @@ class _Renderer:
             img = colorize(labels, self.palette)
         else:
             img = overlay(rgb, labels, self.palette, self.alpha)
+        if result.tile_mask is not None:  # region mode: outline the tiles whose depth ran
+            from dynmm_edge.viz.overlay import draw_tiles
+            img = draw_tiles(img, result.tile_mask)
         if self.hud:
             img = draw_hud(img, self.hud_lines(result))
             if self.class_names:
@@ -366,6 +371,9 @@ class JsonlSink(Sink):
         frame = result.frame
         if frame is not None and "bad_frames_before" in frame.meta:
             rec["bad_frames"] = int(frame.meta["bad_frames_before"])
+        if result.tile_mask is not None:  # region mode
+            rec["active_share"] = float(result.active_share)
+            rec["tile_mask"] = np.asarray(result.tile_mask, dtype=np.uint8).tolist()
         if self.gate_probs and result.gate_probs is not None:
             rec["gate_probs"] = np.asarray(result.gate_probs, dtype=np.float64).tolist()
         try:

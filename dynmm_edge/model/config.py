@@ -14,6 +14,7 @@ UPSAMPLING = ("learned", "learned-zeropad")
 GATES = ("raw", "stem")
 SKIP_MODES = ("zero_depth", "rgb_passthrough")
 ACTIVATIONS = ("relu",)
+REGION_HALOS = ("none", "exact")
 NUM_DEPTH_STAGES = 5  # stem + layer1..4; fusion points 0..4
 
 
@@ -30,6 +31,9 @@ class ModelConfig:
     gate 'stem': DynMM's gate on the stem features, paths 1..5 (the depth stem always runs).
     skip_mode 'zero_depth': a skipped fusion adds nothing from depth (se_rgb(rgb) stays);
     'rgb_passthrough': a skipped fusion passes the RGB features unchanged (DynMM).
+    region_tile: 0 = frame gate only; N px = a region gate scores N x N tiles and depth stages 1..4 can
+    run on the kept tiles only (dynmm_edge.model.region). region_halo 'none': each tile runs on its own
+    (trained with seams); 'exact': per-stage gather with the receptive-field halo (equals dense).
     """
 
     encoder: str = "resnet34"
@@ -52,6 +56,8 @@ class ModelConfig:
     gate_cues: bool = False            # raw gate: add frame-quality cues (model/gate.py CueGate)
     skip_mode: str = "zero_depth"
     activation: str = "relu"
+    region_tile: int = 0
+    region_halo: str = "none"
 
     def __post_init__(self):
         # normalise lists (from JSON) to tuples so the dataclass stays hashable and comparable
@@ -79,6 +85,8 @@ class ModelConfig:
         choice("gate", GATES)
         choice("skip_mode", SKIP_MODES)
         choice("activation", ACTIVATIONS)
+        choice("region_halo", REGION_HALOS)
+        self._validate_region(bad)
         if self.encoder == "resnet50" and self.block != "bottleneck":
             bad("block", "resnet50 uses block 'bottleneck'")
         if self.encoder != "resnet50" and self.block == "bottleneck":
@@ -117,6 +125,17 @@ class ModelConfig:
             bad("gate_cues", "cues exist for the raw gate only")
         if self.gate == "stem" and (self.height < 64 or self.width < 64):
             bad("height" if self.height < 64 else "width", "the stem gate needs an input of at least 64x64")
+
+    def _validate_region(self, bad) -> None:
+        """region_tile 0 = no region gate; else a multiple of 32 px that divides the input (the 1/32 grid)."""
+        tile = self.region_tile
+        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 0:
+            bad("region_tile", "must be 0 (no region gate) or a positive multiple of 32 px")
+        if tile and (tile % 32 or self.height % tile or self.width % tile):
+            bad("region_tile", f"tile size must be a multiple of 32 px (the 1/32 feature grid) that divides "
+                               f"the input {self.width}x{self.height}")
+        if tile and self.skip_mode != "zero_depth":
+            bad("region_tile", "region gating needs skip_mode 'zero_depth' (inactive tiles add nothing)")
 
     @property
     def paths(self) -> Tuple[int, ...]:

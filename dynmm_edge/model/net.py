@@ -63,6 +63,11 @@ class DynMMNet(nn.Module):
             self.gate = RawGate(4, config.gate_downsample, config.gate_channels, len(config.paths))
         else:
             self.gate = StemGate(2 * ch[0], config.gate_channels[0], len(config.paths))
+        # region-level depth gating (dynmm_edge.model.region); None for frame-gate-only models
+        self.region = None
+        if config.region_tile:
+            from dynmm_edge.model.region import RegionHead
+            self.region = RegionHead(self)
 
     # ---- description -------------------------------------------------------------------------
     @property

@@ -10,6 +10,7 @@ from typing import Dict, Mapping, Optional, Tuple
 import numpy as np
 
 from dynmm_edge.errors import ManifestError
+from dynmm_edge.manifest import RegionSpec, region_spec
 from dynmm_edge.tensors import TensorSpec
 
 
@@ -27,15 +28,43 @@ class PathPlan:
 
 
 @dataclass(frozen=True)
+class RegionPlan:
+    """Region mode (docs/REGIONS.md), beside the gate paths: the manifest's 'regions' section and the
+    region trunk's per-stage feature inputs, bound to zeros when no tile runs through that stage."""
+    spec: RegionSpec
+    zero_features: Mapping[str, TensorSpec]
+
+    @property
+    def branches(self) -> Tuple[str, ...]:
+        """Every region-mode branch in execution order (the region gate only for gate policies)."""
+        s = self.spec
+        return (s.gate_branch, s.stem_branch, *(st.branch for st in s.stages), s.trunk_branch)
+
+    @classmethod
+    def from_manifest(cls, manifest) -> Optional["RegionPlan"]:
+        spec = region_spec(manifest)
+        if spec is None:
+            return None
+        trunk = {t.name: t for t in manifest.branch(spec.trunk_branch).inputs}
+        missing = [st.feature for st in spec.stages if st.feature not in trunk]
+        if missing or spec.mask_input not in trunk or spec.stem_output not in trunk:
+            raise ManifestError(f"{manifest.folder}: region trunk '{spec.trunk_branch}' lacks inputs "
+                                f"{missing + [n for n in (spec.mask_input, spec.stem_output) if n not in trunk]}")
+        return cls(spec=spec, zero_features={st.feature: trunk[st.feature] for st in spec.stages})
+
+
+@dataclass(frozen=True)
 class ExecutionPlan:
     """Per-path set-up of a Session. `pre_gate`: the branches every gated frame runs up to and
-    including the gate (raw gate: [gate]; stem gate: [stem, gate])."""
+    including the gate (raw gate: [gate]; stem gate: [stem, gate]). `region`: the region-mode plan
+    when the manifest has a 'regions' section (region branches belong to no gate path)."""
     gate_branch: str
     gate_output: str
     pre_gate: Tuple[str, ...]
     present_input: Optional[str]
     zero_specs: Mapping[str, TensorSpec]
     paths: Mapping[int, PathPlan]
+    region: Optional[RegionPlan] = None
 
     @property
     def path_values(self) -> Tuple[int, ...]:
@@ -44,7 +73,7 @@ class ExecutionPlan:
     @classmethod
     def from_manifest(cls, manifest) -> "ExecutionPlan":
         gate = manifest.gate
-        inputs = {t.name: t for b in manifest.branches for t in b.inputs}
+        inputs = {t.name: t for b in manifest.branches if b.kind != "region" for t in b.inputs}
         zero_index: Dict[str, int] = dict(gate.get("zero_inputs", {}))
         missing = sorted(n for n in zero_index if n not in inputs)
         if missing:
@@ -68,4 +97,5 @@ class ExecutionPlan:
         first = manifest.paths[manifest.full_path]
         return cls(gate_branch=gate_branch, gate_output=gate.get("output", "gate_logits"),
                    pre_gate=tuple(first[:first.index(gate_branch) + 1]), present_input=present_input,
-                   zero_specs={n: inputs[n] for n in zero_index}, paths=paths)
+                   zero_specs={n: inputs[n] for n in zero_index}, paths=paths,
+                   region=RegionPlan.from_manifest(manifest))

@@ -270,7 +270,8 @@ class LatencyBudgetPolicy(GatePolicy):
 
 
 _USAGE = ("use argmax, bias:B (B > 0 = more depth, nats per unit depth cost), hysteresis:M[+bias:B] (M >= 0), "
-          "fixed:full|rgb|N, budget:F (F in [0, 1]) or budget-ms:MS (MS > 0)")
+          "fixed:full|rgb|N, budget:F (F in [0, 1]), budget-ms:MS (MS > 0), "
+          "region:T (T in [0, 1]), region-share:F or region-entropy:F (F in [0, 1])")
 
 
 def make_policy(spec: str) -> GatePolicy:
@@ -278,6 +279,9 @@ def make_policy(spec: str) -> GatePolicy:
     Bad numbers (NaN, inf, out of range) raise a one-line DynMMError naming the spec."""
     spec = (spec or "argmax").strip()
     name, _, arg = spec.partition(":")
+    if name.startswith("region"):  # region:T, region-share:F, region-entropy:F (tile masks, not paths)
+        from dynmm_edge.runtime.region import make_region_policy
+        return make_region_policy(spec)
     try:
         if name == "argmax" and not arg:
             return ArgmaxPolicy()
@@ -301,8 +305,14 @@ def make_policy(spec: str) -> GatePolicy:
     raise DynMMError(f"unknown policy {spec!r}; {_USAGE}")
 
 
+def is_region_policy(policy) -> bool:
+    """True for region:T / region-share:F / region-entropy:F (they choose tiles, not a frame path)."""
+    return getattr(policy, "needs_region_gate", None) is not None
+
+
 def policy_names() -> Tuple[str, ...]:
-    return ("argmax", "bias:B", "hysteresis:M", "fixed:full|rgb|N", "budget:F", "budget-ms:MS")
+    return ("argmax", "bias:B", "hysteresis:M", "fixed:full|rgb|N", "budget:F", "budget-ms:MS",
+            "region:T", "region-share:F", "region-entropy:F")
 
 
 def parse_biases(text: str, flag: str = "--bias") -> Tuple[float, ...]:

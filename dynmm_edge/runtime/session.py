@@ -16,7 +16,7 @@ import numpy as np
 from dynmm_edge.errors import DynMMError
 from dynmm_edge.manifest import Manifest, parse_precision
 from dynmm_edge.runtime.plan import ExecutionPlan
-from dynmm_edge.runtime.policy import GatePolicy, make_policy
+from dynmm_edge.runtime.policy import GatePolicy, is_region_policy, make_policy
 from dynmm_edge.types import Frame, Result
 
 
@@ -33,7 +33,7 @@ class Session:
                  policy: Union[str, GatePolicy, None] = None, sync_timing: bool = True):
         from dynmm_edge.data.preprocess import PreprocessConfig
         self.manifest, self.backend, self.sync_timing = manifest, backend, sync_timing
-        self.runners = {}
+        self.runners, self.region = {}, None
         try:
             self.precisions = parse_precision(precision, manifest)
             self.preprocess_cfg = PreprocessConfig.from_dict(manifest.preprocess)
@@ -49,6 +49,9 @@ class Session:
             self.zero_feeds = {n: backend.zeros(spec.concrete(1), spec.dtype) for n, spec in plan.zero_specs.items()}
             self.present = {k: backend.upload(p.present_vector()) for k, p in plan.paths.items()}
             self.zero_for_path = {k: {n: self.zero_feeds[n] for n in p.zero_inputs} for k, p in plan.paths.items()}
+            if plan.region is not None:  # region mode sits beside the gate paths (docs/REGIONS.md)
+                from dynmm_edge.runtime.region import RegionExecutor
+                self.region = RegionExecutor(self, plan.region)
         except BaseException:
             self.close()
             raise
@@ -60,7 +63,12 @@ class Session:
             policy = self.manifest.gate.get("default_policy", "argmax")
         if isinstance(policy, str):
             policy = make_policy(policy)
-        return policy.bind(self.manifest.path_values, self.depth_cost)
+        policy = policy.bind(self.manifest.path_values, self.depth_cost)
+        if is_region_policy(policy) and self.plan.region is None:
+            raise DynMMError(f"policy {policy.name}: model '{self.manifest.name}' has no region gate (no 'regions' "
+                             f"in its manifest); train one with `dynmm-edge train --stage region --init-from "
+                             f"CKPT` and export it")
+        return policy
 
     def set_policy(self, policy) -> None:
         self.policy = self._bind_policy(policy)
@@ -118,6 +126,8 @@ class Session:
         rgb, depth = preprocess(frame.rgb, frame.depth, frame.depth_scale_m, self.preprocess_cfg,
                                 frame_id=frame.frame_id)
         t_pre = (time.perf_counter() - t0) * 1e3
+        if path is None and is_region_policy(self.policy):
+            return self._infer_region(frame, rgb, depth, t0, t_pre, return_logits)
         outputs, path, times, (ran, gate_logits) = self.run_tensors(rgb, depth, path, return_logits)
         times["preprocess"] = t_pre
         times["total"] = (time.perf_counter() - t0) * 1e3
@@ -140,6 +150,32 @@ class Session:
 
     __call__ = infer
 
+    def run_region(self, rgb: np.ndarray, depth: np.ndarray, mask=None):
+        """Region mode on preprocessed inputs: (outputs, times, branches run, tile mask); mask None = policy."""
+        if self.region is None:
+            raise DynMMError(f"model '{self.manifest.name}' has no region gate (no 'regions' in its manifest)")
+        return self.region.run(self.policy, rgb, depth, mask)
+
+    def _infer_region(self, frame, rgb, depth, t0, t_pre, return_logits) -> Result:
+        """A region-mode Result: labels as labels_at says; tile_mask [rows, cols] spans the whole frame at
+        any label resolution (tile r, c covers the same fraction of the camera image as of the input)."""
+        from dynmm_edge.runtime.postprocess import labels_for
+        outputs, times, ran, mask = self.run_region(rgb, depth)
+        times["preprocess"] = t_pre
+        times["total"] = (time.perf_counter() - t0) * 1e3
+        spec = self.plan.region.spec
+        macs = spec.depth_macs(int(mask.sum()))
+        result = Result(frame_id=frame.frame_id, labels=labels_for(outputs["labels"][0], frame, self.labels_at),
+                        path=self.manifest.full_path,
+                        times_ms=times, branches_run=tuple(ran), depth_macs=macs,
+                        depth_fraction=macs / max(float(spec.macs["full_depth_macs"]), 1.0), frame=frame,
+                        tile_mask=mask, tile_size=spec.tile)
+        if return_logits:
+            result.logits = outputs["logits"]
+        self.frames += 1
+        self.policy.observe(result)
+        return result
+
     def close(self) -> None:
         """Deactivate every runner, drop the bound buffers, then close the backend (idempotent)."""
         try:
@@ -147,6 +183,7 @@ class Session:
                 r.deactivate()
         finally:
             self.runners, self.zero_feeds, self.present, self.zero_for_path = {}, {}, {}, {}
+            self.region = None
             self.backend.close()
 
     def __enter__(self):

@@ -104,6 +104,24 @@ def draw_hud(img: np.ndarray, lines: Sequence[str], origin=(6, 6), scale: Option
     return out
 
 
+def draw_tiles(img: np.ndarray, tile_mask: np.ndarray, color=(255, 255, 0)) -> np.ndarray:
+    """Outline the active tiles of a region-mode tile mask [rows, cols] (scaled to the image); new image."""
+    out = np.ascontiguousarray(img).copy()
+    mask = np.asarray(tile_mask, dtype=bool)
+    if mask.ndim != 2:
+        raise DataError(f"tile mask must be [rows, cols], got shape {mask.shape}")
+    h, w = out.shape[:2]
+    rows, cols = mask.shape
+    for r, c in zip(*np.nonzero(mask)):
+        y0, y1 = r * h // rows, (r + 1) * h // rows - 1
+        x0, x1 = c * w // cols, (c + 1) * w // cols - 1
+        out[y0, x0:x1 + 1] = color
+        out[y1, x0:x1 + 1] = color
+        out[y0:y1 + 1, x0] = color
+        out[y0:y1 + 1, x1] = color
+    return out
+
+
 def hud_fps(timestamps: Sequence[float], total_ms: Optional[float] = None) -> str:
     """FPS over the recent frame timestamps; on the first frame (one timestamp) the frame's own
     processing rate 1000 / total_ms, else '--' (never a misleading 0.0)."""

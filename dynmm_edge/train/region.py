@@ -1,0 +1,186 @@
+"""Region stage: train the per-tile region gate and fine-tune the tile depth stages under sparse depth.
+
+Starts from a trained checkpoint (--init-from); everything of the dense model stays frozen, so every
+static path and the frame gate are bit-identical afterwards. Per batch:
+  targets   per-tile gain of depth = RGB-only pixel loss - full-depth pixel loss, averaged over the
+            tile (eager model, true skipping, no grad)
+  gate      BCE(keep logit, gain > price): a tile is worth its depth MACs when its gain exceeds a
+            per-tile price (nats per pixel); sigmoid(logit) > 0.5 then means "worth it"
+  tiles     the tile copies of depth stages 1..4 (+ their SE) learn to work on tiles without halos, and
+            the region trunk (a copy of the dense trunk) learns to fuse spatially sparse depth:
+            CE of region_forward under masks of a per-frame target share (the tiles with the
+            largest gain, share drawn from [share_min, share_max], a few random tiles swapped in)
+"""
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dynmm_edge.model.region import region_forward
+
+
+@dataclass(frozen=True)
+class RegionTrainConfig:
+    init_from: str
+    out: str
+    data: str = "synthetic://?frames=720&hard_fraction=0.3&seed=11"
+    tile: int = 32
+    epochs: int = 2
+    batch_size: int = 8
+    lr: float = 1e-3
+    gate_lr: float = 1e-2
+    trunk_lr: float = 5e-4
+    price: float = 0.25
+    share_min: float = 0.15
+    share_max: float = 0.6
+    random_tiles: float = 0.05
+    seed: int = 0
+    threads: int = 2
+    progress: bool = False
+
+    def __post_init__(self):
+        if not self.init_from:
+            raise ValueError("--stage region needs --init-from CKPT (a trained dynmm-edge checkpoint or 'demo')")
+        if not 0.0 < self.share_min <= self.share_max <= 1.0:
+            raise ValueError(f"share range [{self.share_min}, {self.share_max}] must lie in (0, 1]")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch size must be >= 1")
+
+
+def with_region(model, tile: int, halo: str = "none"):
+    """A copy of `model` with a region head (tile stages initialised from the dense depth stages)."""
+    from dynmm_edge.model.net import DynMMNet
+
+    net = DynMMNet(model.config.replace(region_tile=int(tile), region_halo=halo))
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith("region.")}
+    missing, unexpected = net.load_state_dict(own, strict=False)
+    if unexpected or any(not k.startswith("region.") for k in missing):
+        raise ValueError(f"cannot add a region head: unexpected {unexpected[:4]}, missing {missing[:4]}")
+    net.region.copy_from_dense(net)
+    return net.eval()
+
+
+def graft_region(dense_ckpt, region_ckpt, dst) -> Path:
+    """Put the region head of `region_ckpt` onto `dense_ckpt` and save the result at `dst`.
+
+    Why: the region stage trains only `region.*` and a gate-only stage trains only `gate.*`; both read
+    the same frozen dense weights, so the two trainings compose. Any other difference is refused,
+    because the region head would then see features it was not trained on.
+    """
+    from dynmm_edge.errors import CheckpointError
+    from dynmm_edge.model.checkpoints import load_model, save_checkpoint
+
+    base, meta = load_model(str(dense_ckpt))
+    donor, donor_meta = load_model(str(region_ckpt))
+    if getattr(donor, "region", None) is None:
+        raise CheckpointError(f"{region_ckpt}: has no region head to graft (train it with --stage region)")
+    own, theirs = base.state_dict(), donor.state_dict()
+    shared = [k for k in own if not k.startswith(("gate.", "region.")) and k in theirs]
+    differ = [k for k in shared if not torch.equal(own[k].float(), theirs[k].float())]
+    missing = [k for k in own if not k.startswith(("gate.", "region.")) and k not in theirs]
+    if differ or missing:
+        raise CheckpointError(f"{region_ckpt} and {dense_ckpt} differ outside gate.* and region.* "
+                              f"({len(differ)} tensors differ, e.g. {(differ or missing)[:3]}): retrain the region stage")
+    net = with_region(base, donor.config.region_tile, donor.config.region_halo)
+    net.region.load_state_dict(donor.region.state_dict())
+    meta = {k: v for k, v in meta.items() if k in ("classes", "palette", "preprocess", "train")}
+    meta["train"] = dict(meta.get("train") or {}, region=(donor_meta.get("train") or {}).get("region"),
+                         region_grafted_from=str(region_ckpt))
+    return save_checkpoint(dst, net, meta)
+
+
+def pixel_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-pixel CE [B, H, W] (ignored pixels 0)."""
+    return F.cross_entropy(logits, labels, ignore_index=255, reduction="none")
+
+
+def tile_mean(x: torch.Tensor, tile: int) -> torch.Tensor:
+    """[B, H, W] -> [B, rows, cols] mean over each tile."""
+    return F.avg_pool2d(x[:, None].float(), tile)[:, 0]
+
+
+@torch.no_grad()
+def tile_gain(net, rgb, depth, labels) -> torch.Tensor:
+    """Per-tile gain of depth: RGB-only pixel loss - full-depth pixel loss, tile mean [B, rows, cols]."""
+    lo, hi = min(net.paths), max(net.paths)
+    loss0 = pixel_loss(net(rgb, depth, path=lo), labels)
+    loss5 = pixel_loss(net(rgb, depth, path=hi), labels)
+    return tile_mean(loss0 - loss5, net.config.region_tile)
+
+
+def training_masks(gain: torch.Tensor, cfg: RegionTrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """Per frame: the top share of tiles by gain (share drawn per frame), a few random tiles swapped in."""
+    b, rows, cols = gain.shape
+    flat = gain.reshape(b, -1)
+    n = flat.shape[1]
+    masks = torch.zeros_like(flat)
+    for i in range(b):
+        share = cfg.share_min + (cfg.share_max - cfg.share_min) * float(torch.rand(1, generator=gen))
+        k = max(1, int(round(share * n)))
+        masks[i, flat[i].argsort(descending=True)[:k]] = 1.0
+        flip = torch.rand(n, generator=gen) < cfg.random_tiles
+        masks[i, flip] = 1.0 - masks[i, flip]
+    return masks.reshape(b, rows, cols)
+
+
+def train_region(cfg: RegionTrainConfig) -> Dict[str, object]:
+    """Run the stage; writes OUT/final.pt (checkpoint with the region head) and OUT/metrics.jsonl."""
+    from dynmm_edge.atomic import write_json
+    from dynmm_edge.data.preprocess import PreprocessConfig
+    from dynmm_edge.model.checkpoints import load_model, save_checkpoint
+    from dynmm_edge.train.data import collate, open_dataset
+
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(max(1, cfg.threads))
+    base, meta = load_model(cfg.init_from)
+    net = with_region(base, cfg.tile)
+    del base
+    pre = PreprocessConfig.from_dict(dict(meta["preprocess"]))
+    ds = open_dataset(cfg.data, pre, split="train", num_classes=net.config.num_classes)
+    for name, p in net.named_parameters():
+        p.requires_grad_(name.startswith("region."))
+    gate_params = list(net.region.gate.parameters())
+    tile_params = list(net.region.layers.parameters()) + list(net.region.se_depth.parameters())
+    trunk_params = list(net.region.trunk.parameters())
+    opt = torch.optim.AdamW([{"params": gate_params, "lr": cfg.gate_lr}, {"params": tile_params, "lr": cfg.lr},
+                             {"params": trunk_params, "lr": cfg.trunk_lr}], weight_decay=1e-4)
+    steps = cfg.epochs * ((len(ds) + cfg.batch_size - 1) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[cfg.gate_lr, cfg.lr, cfg.trunk_lr], total_steps=steps, pct_start=0.15)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log, step, t0 = [], 0, time.time()
+    net.eval()  # frozen BatchNorm statistics everywhere (tile batches are small and frame-correlated)
+    for epoch in range(cfg.epochs):
+        order = torch.randperm(len(ds), generator=gen).tolist()
+        for start in range(0, len(order), cfg.batch_size):
+            batch = collate([ds[i] for i in order[start:start + cfg.batch_size]])
+            rgb, depth, labels = batch["rgb"], batch["depth"], batch["labels"]
+            gain = tile_gain(net, rgb, depth, labels)
+            keep = (gain > cfg.price).float()
+            gate_loss = F.binary_cross_entropy_with_logits(net.region.gate(rgb, depth), keep)
+            seg_loss = pixel_loss(region_forward(net, rgb, depth, training_masks(gain, cfg, gen)), labels)
+            valid = (labels != 255).float()
+            seg_loss = (seg_loss * valid).sum() / valid.sum().clamp_min(1.0)
+            opt.zero_grad(set_to_none=True)
+            (gate_loss + seg_loss).backward()
+            opt.step()
+            sched.step()
+            step += 1
+            rec = {"epoch": epoch, "step": step, "gate_bce": float(gate_loss.detach()), "seg_ce": float(seg_loss.detach()),
+                   "keep_share": float(keep.mean()), "seconds": round(time.time() - t0, 1)}
+            log.append(rec)
+            if cfg.progress and step % 10 == 0:
+                print(json.dumps(rec), flush=True)
+    meta = {k: v for k, v in meta.items() if k in ("classes", "palette", "preprocess", "train")}
+    meta["train"] = dict(meta.get("train") or {}, region=asdict(cfg))
+    final = save_checkpoint(out / "final.pt", net, meta)
+    write_json(out / "region_train.json", {"config": asdict(cfg), "steps": step,
+                                           "seconds": round(time.time() - t0, 1), "log": log})
+    return {"final": str(final), "steps": step, "seconds": time.time() - t0,
+            "keep_share_mean": float(np.mean([r["keep_share"] for r in log]))}

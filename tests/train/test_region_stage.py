@@ -1,0 +1,87 @@
+"""Region stage: trains only the region head (dense model bit-identical), CLI errors, eval report keys."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from dynmm_edge.model.checkpoints import load_model
+from dynmm_edge.train.region import RegionTrainConfig, train_region, training_masks
+from dynmm_edge.train.region_eval import front_at
+
+DATA = "synthetic://?frames=8&hard_fraction=0.5&seed=3"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("region_stage")
+    cfg = RegionTrainConfig(init_from="tiny-test", out=str(out), data=DATA, epochs=1, batch_size=4, threads=1)
+    return train_region(cfg), out
+
+
+def test_stage_trains_only_the_region_head(trained):
+    result, out = trained
+    assert result["steps"] == 2
+    net, meta = load_model(result["final"])
+    assert net.config.region_tile == 32 and net.region is not None
+    assert meta["train"]["region"]["epochs"] == 1
+    sd = net.state_dict()
+    # the tile stages started as copies of the dense stages and moved; the dense stages did not
+    moved = any(not torch.equal(sd[f"region.layers.0.{k}"], sd[f"encoder_depth.layer1.{k}"])
+                for k in ("0.conv1.weight", "0.conv2.weight", "1.conv1.weight"))
+    assert moved
+
+
+def test_dense_weights_are_bit_identical_to_the_init(tmp_path):
+    torch.manual_seed(0)
+    from dynmm_edge.model.checkpoints import default_meta, save_checkpoint
+    from dynmm_edge.model.net import DynMMNet
+    from dynmm_edge.model.presets import get_preset
+    net = DynMMNet(get_preset("tiny-test")).eval()
+    save_checkpoint(tmp_path / "init.pt", net, default_meta("tiny-test"))
+    r = train_region(RegionTrainConfig(init_from=str(tmp_path / "init.pt"), out=str(tmp_path / "o"), data=DATA,
+                                       epochs=1, batch_size=8, threads=1))
+    after, _ = load_model(r["final"])
+    sd = after.state_dict()
+    for k, v in net.state_dict().items():
+        assert torch.equal(sd[k], v), k
+
+
+def test_training_masks_follow_the_per_frame_share():
+    gain = torch.arange(2 * 4 * 8, dtype=torch.float32).reshape(2, 4, 8)
+    cfg = RegionTrainConfig(init_from="x", out="o", share_min=0.25, share_max=0.25, random_tiles=0.0)
+    m = training_masks(gain, cfg, torch.Generator().manual_seed(0))
+    assert m.sum(dim=(1, 2)).tolist() == [8.0, 8.0]
+    assert m[0].reshape(-1)[-8:].sum() == 8  # the largest gains
+
+
+def test_front_interpolates_time_sharing_between_paths():
+    pts = [(0.0, 0.6), (0.3, 0.8), (1.0, 0.84)]
+    assert front_at(0.15, pts) == pytest.approx(0.7)
+    assert front_at(0.3, pts) == pytest.approx(0.8)
+    assert front_at(2.0, pts) == pytest.approx(0.84)
+
+
+def test_cli_region_stage_needs_init_from(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "dynmm_edge.apps.cli", "train", "--stage", "region",
+                        "-o", str(tmp_path / "x")], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["dynmm-edge train: error: --stage region needs --init-from CKPT "
+                                             "(a trained dynmm-edge checkpoint or 'demo')"]
+
+
+def test_eval_writes_region_mode_and_every_static_path(trained, tmp_path):
+    import json
+    result, _ = trained
+    out = tmp_path / "eval.json"
+    r = subprocess.run([sys.executable, "-m", "dynmm_edge.apps.cli", "eval", result["final"], "--source",
+                        "synthetic://?frames=4&hard_fraction=0.5&seed=9", "--json", str(out), "--threads", "1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(out.read_text())
+    region = rep["modes"]["region"]
+    assert set(region) >= {"miou", "depth_macs_mean", "active_tile_share", "front_miou_at_cost", "policy"}
+    assert 0.0 <= region["active_tile_share"] <= 1.0
+    assert sorted(rep["static"]) == ["0", "1", "2", "3", "4", "5"]
+    assert rep["static"]["5"]["depth_macs_mean"] == rep["region_costs"]["full_depth_macs"]
+    assert "entropy:0.3" in rep["region_policies"] and "region " in r.stdout
