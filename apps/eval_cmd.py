@@ -78,6 +78,8 @@ def format_summary(report) -> str:
             continue
         lines.append(f"{mode:8s}      mIoU {100 * m['miou']:6.2f}  depth cost {m['depth_macs_fraction']:.3f}  "
                      f"front there {100 * m['front_miou']:6.2f}  delta {100 * m['front_delta']:+.2f}")
+        if "active_tile_share" in m:
+            lines.append(f"              active tiles {100 * m['active_tile_share']:.0f}%  [{m['policy']}]")
         if "path_histogram" in m:
             lines.append("              paths " + " ".join(f"{p}:{c}" for p, c in m["path_histogram"].items()))
     for kind, k in report["by_kind"].items():
@@ -119,10 +121,5 @@ def run(args) -> int:
         png = args.png or str(Path(args.json).with_suffix(".png"))
         plot_sweep(report, png)
         print(f"plot: {png}")
-    if "region" in m:
-        r = m["region"]
-        print(f"region      mIoU {100 * r['miou']:6.2f}  active tiles {100 * r['active_tile_share']:.0f}%  depth GMACs "
-              f"{r['depth_macs_mean'] / 1e9:.4f} ({100 * r['depth_macs_fraction']:.0f}%)  front at that cost "
-              f"{100 * r['front_miou_at_cost']:.2f}  [{r['policy']}]")
     print(f"report: {args.json}")
     return 0

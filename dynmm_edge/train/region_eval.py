@@ -12,7 +12,7 @@ Policies evaluated (masks per frame):
              trunk pass, reported as extra_trunk_macs; its depth MACs are the same as share:F)
   oracle:F   top F of tiles by true per-tile gain (needs labels; an upper bound, not a policy)
 """
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
@@ -20,18 +20,9 @@ import torch
 from dynmm_edge.metrics import confusion_matrix, metrics_from_confusion
 from dynmm_edge.model.region import region_costs, region_depth_macs, region_forward
 from dynmm_edge.tiles import TileGrid, tile_entropy, top_share
+from dynmm_edge.train.evaluate import front_miou, front_points
 
 DEFAULT_POLICIES = ("gate:0.5", "share:0.2", "share:0.3", "share:0.4", "entropy:0.3", "entropy:0.4", "oracle:0.3")
-
-
-def front_at(cost: float, points: Sequence[Tuple[float, float]]) -> float:
-    """Best mIoU of any static path or time-shared pair of paths at depth cost <= `cost`."""
-    best = max((m for c, m in points if c <= cost + 1e-12), default=float("nan"))
-    for ci, mi in points:
-        for cj, mj in points:
-            if ci < cost < cj:
-                best = max(best, mi + (mj - mi) * (cost - ci) / (cj - ci))
-    return best
 
 
 def _masks(policy: str, net, grid: TileGrid, rgb, depth, labels, gate_logits) -> np.ndarray:
@@ -93,14 +84,14 @@ def evaluate_region(net, dataset, class_names: Sequence[str], policies: Sequence
         r = metrics_from_confusion(cm_static[k], class_names)
         static[str(k)] = {"miou": r["miou"], "depth_macs_mean": float(path_macs[k]),
                           "depth_macs_fraction": float(path_macs[k]) / full}
-    points = sorted((v["depth_macs_fraction"], v["miou"]) for v in static.values())
+    points = front_points([v["depth_macs_fraction"] for v in static.values()], [v["miou"] for v in static.values()])
     region = {}
     for p in policies:
         r = metrics_from_confusion(cm_region[p], class_names)
         frac = float(np.mean(macs_region[p])) / full
         entry = {"miou": r["miou"], "depth_macs_mean": float(np.mean(macs_region[p])), "depth_macs_fraction": frac,
-                 "active_tile_share": float(np.mean(share_region[p])), "front_miou_at_cost": front_at(frac, points)}
-        entry["gain_over_front"] = entry["miou"] - entry["front_miou_at_cost"]
+                 "active_tile_share": float(np.mean(share_region[p])), "front_miou": front_miou(points, frac)}
+        entry["front_delta"] = entry["miou"] - entry["front_miou"]
         if p.startswith("entropy:"):
             entry["extra_trunk_macs"] = "one RGB-only trunk pass per frame (path 0) for the entropy map"
         region[p] = entry

@@ -7,7 +7,7 @@ import torch
 
 from dynmm_edge.model.checkpoints import load_model
 from dynmm_edge.train.region import RegionTrainConfig, train_region, training_masks
-from dynmm_edge.train.region_eval import front_at
+from dynmm_edge.train.evaluate import front_miou, front_points
 
 DATA = "synthetic://?frames=8&hard_fraction=0.5&seed=3"
 
@@ -57,9 +57,10 @@ def test_training_masks_follow_the_per_frame_share():
 
 def test_front_interpolates_time_sharing_between_paths():
     pts = [(0.0, 0.6), (0.3, 0.8), (1.0, 0.84)]
-    assert front_at(0.15, pts) == pytest.approx(0.7)
-    assert front_at(0.3, pts) == pytest.approx(0.8)
-    assert front_at(2.0, pts) == pytest.approx(0.84)
+    hull = front_points([c for c, _ in pts], [m for _, m in pts])
+    assert front_miou(hull, 0.15) == pytest.approx(0.7)
+    assert front_miou(hull, 0.3) == pytest.approx(0.8)
+    assert front_miou(hull, 2.0) == pytest.approx(0.84)
 
 
 def test_cli_region_stage_needs_init_from(tmp_path):
@@ -80,8 +81,35 @@ def test_eval_writes_region_mode_and_every_static_path(trained, tmp_path):
     assert r.returncode == 0, r.stderr
     rep = json.loads(out.read_text())
     region = rep["modes"]["region"]
-    assert set(region) >= {"miou", "depth_macs_mean", "active_tile_share", "front_miou_at_cost", "policy"}
+    assert set(region) >= {"miou", "depth_macs_mean", "active_tile_share", "front_miou", "front_delta", "policy"}
     assert 0.0 <= region["active_tile_share"] <= 1.0
     assert sorted(rep["static"]) == ["0", "1", "2", "3", "4", "5"]
     assert rep["static"]["5"]["depth_macs_mean"] == rep["region_costs"]["full_depth_macs"]
     assert "entropy:0.3" in rep["region_policies"] and "region " in r.stdout
+
+
+def test_graft_region_composes_with_a_gate_retrofit_and_refuses_other_changes(trained, tmp_path):
+    """A region head moves onto a checkpoint whose only difference is its gate; dense changes are refused."""
+    from dynmm_edge.errors import CheckpointError
+    from dynmm_edge.model.checkpoints import default_meta, save_checkpoint
+    from dynmm_edge.train.region import graft_region
+    result, _ = trained
+    donor, _ = load_model(result["final"])
+    dense, _ = load_model("tiny-test")
+    dense.load_state_dict({k: v for k, v in donor.state_dict().items() if not k.startswith("region.")})
+    with torch.no_grad():
+        for p in dense.gate.parameters():
+            p.add_(0.5)  # a retrained frame gate
+    save_checkpoint(tmp_path / "gate.pt", dense, default_meta("tiny-test"))
+    out, _ = load_model(str(graft_region(tmp_path / "gate.pt", result["final"], tmp_path / "both.pt")))
+    sd, gate_sd, donor_sd = out.state_dict(), dense.state_dict(), donor.state_dict()
+    assert all(torch.equal(sd[k], v) for k, v in gate_sd.items())
+    assert all(torch.equal(sd[k], v) for k, v in donor_sd.items() if k.startswith("region."))
+    assert any(not torch.equal(sd[k], donor_sd[k]) for k in gate_sd if k.startswith("gate."))
+    with torch.no_grad():
+        next(dense.encoder_rgb.parameters()).add_(1e-3)
+    save_checkpoint(tmp_path / "other.pt", dense, default_meta("tiny-test"))
+    with pytest.raises(CheckpointError, match="differ outside gate"):
+        graft_region(tmp_path / "other.pt", result["final"], tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="no region head"):
+        graft_region(tmp_path / "gate.pt", tmp_path / "gate.pt", tmp_path / "bad.pt")
