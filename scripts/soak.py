@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     from dynmm_edge.io.sinks import open_sinks
     from dynmm_edge.io.sources import open_source
     from dynmm_edge.runtime.pipeline import run_pipeline
-    from dynmm_edge.runtime.session import open_session
+    from dynmm_edge.models import open_session
     from dynmm_edge.runtime.summary import RunSummary
 
     session = open_session(args.model, backend="ort", backend_opts={"threads": 1})
