@@ -6,15 +6,19 @@ argparse turns the ArgumentTypeError into one line: `dynmm-edge CMD: error: argu
 import argparse
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (0, negatives and non-numbers are refused by name)."""
+def _int_at_least(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{value} must be >= {minimum}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (0, negatives and non-numbers are refused by name)."""
+    return _int_at_least(text, 1)
 
 
 def finite_float(text: str) -> float:
@@ -42,13 +46,7 @@ def unit_float(text: str) -> float:
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
+    return _int_at_least(text, 0)
 
 
 def non_negative_float(text: str) -> float:

@@ -31,19 +31,6 @@ class RecordingPublisher:
         return [m for k, m in self.sent if k == key]
 
 
-class FakeClock:
-    """clock() callable that advances only when told (seconds)."""
-
-    def __init__(self, start: float = 100.0):
-        self.now = float(start)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, dt: float) -> None:
-        self.now += float(dt)
-
-
 # ------------------------------------------------------------------ a fake rclpy (enough for apps/ros2_cmd.py)
 class _Obj:
     def __init__(self, **kw):

@@ -8,7 +8,8 @@ import pytest
 from dynmm_edge.io.rosmsg import RosbagsMessages, stamp_ns
 from dynmm_edge.io.rosnode import ERROR, OK, NodeConfig, SegmentationNodeCore, image_type_of
 from dynmm_edge.types import Result
-from tests.fakes.fake_ros import FakeClock, RecordingPublisher, recorded_messages
+from dynmm_edge.testing import FakeClock
+from tests.fakes.fake_ros import RecordingPublisher, recorded_messages
 
 COLOR = "/camera/camera/color/image_raw"
 DEPTH = "/camera/camera/aligned_depth_to_color/image_raw"
