@@ -40,6 +40,7 @@ class ProgressSink(Sink):
         self.depth_sum = 0.0
         self.reports = 0
         self._width = 0
+        self._reported_frames = -1
 
     def line(self, now: float) -> str:
         n = self.frames_written
@@ -62,6 +63,7 @@ class ProgressSink(Sink):
         self.stream.flush()
         self.reports += 1
         self.last = now
+        self._reported_frames = self.frames_written
 
     def write(self, result: Result) -> None:
         now = self.clock()
@@ -77,7 +79,7 @@ class ProgressSink(Sink):
         pass
 
     def _close(self) -> None:
-        if self.frames_written and self.t0 is not None:
+        if self.frames_written and self.t0 is not None and self.frames_written != self._reported_frames:
             self._emit(self.clock())
             if self.tty:
                 self.stream.write("\n")

@@ -33,7 +33,18 @@ def test_line_mode_every_n_seconds_with_eta():
     assert line == "run: 17/40 frames  8.5 FPS  depth active 47%  ETA 0:03"
     assert "\r" not in out.getvalue()
     sink.close()
-    assert len(out.getvalue().splitlines()) == 2  # plus the final line on close
+    assert len(out.getvalue().splitlines()) == 1  # no frame since that line: close does not repeat it
+
+
+def test_close_does_not_repeat_a_line_already_reported():
+    out, clock = io.StringIO(), Clock()
+    sink = ProgressSink(total=3, stream=out, every_s=1.0, tty=False, clock=clock)
+    for i in range(3):
+        sink.write(_result(i, 0.5))
+        clock.t += 1.0
+    sink.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and lines[-1].startswith("run: 3/3 frames")
 
 
 def test_tty_mode_rewrites_one_line_and_live_sources_have_no_eta():
