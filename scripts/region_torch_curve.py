@@ -8,12 +8,13 @@ tile gather/scatter stays on the device (index_select / index_copy); the only ho
 the active-tile count (nonzero), which a bucketed deployment replaces by a fixed bucket size.
 """
 import argparse
-import json
 import sys
 import time
 
 import numpy as np
 import torch
+
+from dynmm_edge.atomic import write_json
 
 
 def build(model: str, r34: bool):
@@ -100,8 +101,7 @@ def main(argv=None) -> int:
     dev = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
     r.update(device=dev, dtype=str(dtype), weights=weights, torch=torch.__version__,
              input=f"{net.config.width}x{net.config.height}", tile=net.config.region_tile)
-    with open(args.json, "w") as fh:
-        json.dump(r, fh, indent=1)
+    write_json(args.json, r)
     for c in r["curve"]:
         print(f"share {c['active_share']:.1f}: {c['ms_p50']:.2f} ms realized {100 * c['realized_saving']:.1f}% "
               f"ideal {100 * c['ideal_saving']:.1f}%")
