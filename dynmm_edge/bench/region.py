@@ -55,7 +55,7 @@ def region_curve(session, frames: Sequence, shares: Sequence[float] = DEFAULT_SH
         elif mode == "rgb":
             session.run_tensors(rgb, depth, path=rgb_only)
         else:
-            session.run_region(rgb, depth, mask=masks[mode][i])
+            session.run_region(rgb, depth, mask=masks[mode][i], return_logits=False)
 
     modes = ["full", "rgb", *shares]
     for mode in modes:

@@ -51,18 +51,16 @@ class GatePolicy:
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64).reshape(-1)
-    m = x.max()
-    return x - m - math.log(np.exp(x - m).sum())
+    """Over the last axis ([P] or [N, P]), in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    m = x.max(axis=-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
 
 
 def biased_scores(logits, depth_cost, bias: float) -> np.ndarray:
     """log softmax(logits) + bias * depth_cost, over the last axis ([P] or [N, P]): THE bias rule,
     shared by the runtime policy, bench and eval (argmax of it is the chosen path index)."""
-    x = np.asarray(logits, dtype=np.float64)
-    m = x.max(axis=-1, keepdims=True)
-    logp = x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
-    return logp + float(bias) * np.asarray(depth_cost, dtype=np.float64)
+    return _log_softmax(logits) + float(bias) * np.asarray(depth_cost, dtype=np.float64)
 
 
 def _finite(spec: str, value: float, lo: float = -math.inf, hi: float = math.inf, what: str = "") -> float:
@@ -199,11 +197,6 @@ class BudgetPolicy(GatePolicy):
         self.reset()
         return self
 
-    def preference(self, logits) -> float:
-        """The gate's preference for depth: expected depth cost under its softmax."""
-        p = np.exp(_log_softmax(logits))
-        return float(p @ self.depth_cost)
-
     def _rank(self, s: float) -> float:
         if not self.recent:
             return 0.5
@@ -213,11 +206,11 @@ class BudgetPolicy(GatePolicy):
     def decide(self, logits):
         logits = np.asarray(logits, dtype=np.float64).reshape(-1)
         c, lo, hi = self.depth_cost, self.lo, self.hi
-        s = self.preference(logits)
+        p = np.exp(_log_softmax(logits))
+        s = float(p @ c)  # the gate's preference for depth: expected depth cost under its softmax
         step = max(c[hi] - c[lo], 1e-9)
         self.frames += 1
         owed = self.target * self.frames - self.spent  # cost still allowed after this frame's share
-        p = np.exp(_log_softmax(logits))
         g = int(np.argmax(p))
         if self.gate_floor is not None and c[g] < c[lo] and p[g] >= self.gate_floor \
                 and owed - c[g] > -self.slack * step:

@@ -30,7 +30,7 @@ class RegionPolicy(GatePolicy):
             raise DynMMError(f"region policy kind {kind!r} unknown")
         label = "threshold" if kind == "gate" else "tile share"
         value = float(value)
-        if not 0.0 <= value <= 1.0 or value != value:
+        if not 0.0 <= value <= 1.0:  # NaN fails this too
             raise DynMMError(f"policy {self._spec(kind, value)}: {label} must be in [0, 1], got {value:g}")
         self.kind, self.value = kind, value
 
@@ -119,9 +119,9 @@ class RegionExecutor:
             windows = y if st.halo == 0 else None
         return feats
 
-    def run(self, policy: RegionPolicy, rgb: np.ndarray, depth: np.ndarray, mask: Optional[np.ndarray] = None
-            ) -> Tuple[Dict[str, np.ndarray], Dict[str, float], list, np.ndarray]:
-        """(outputs {'labels', 'logits'}, times, branches run, bool tile mask)."""
+    def run(self, policy: RegionPolicy, rgb: np.ndarray, depth: np.ndarray, mask: Optional[np.ndarray] = None,
+            return_logits: bool = True) -> Tuple[Dict[str, np.ndarray], Dict[str, float], list, np.ndarray]:
+        """(outputs {'labels'[, 'logits']}, times, branches run, bool tile mask)."""
         s, spec = self.s, self.spec
         times: Dict[str, float] = {}
         ran: list = []
@@ -134,16 +134,19 @@ class RegionExecutor:
             times["policy"] = (time.perf_counter() - t0) * 1e3
         mask = np.asarray(mask, dtype=bool).reshape(self.grid.rows, self.grid.cols)
         stem_in = {t.name: feeds[t.name] for t in s.manifest.branch(spec.stem_branch).inputs}
-        d0 = s.backend.download(s._run(spec.stem_branch, stem_in, times)[spec.stem_output])
+        d0_dev = s._run(spec.stem_branch, stem_in, times)[spec.stem_output]
+        d0 = s.backend.download(d0_dev)  # tiles are gathered on the host
         ran.append(spec.stem_branch)
         t0 = time.perf_counter()
         feats = self.run_stages(d0, self.grid.ids_of(mask), times, ran)
-        trunk = {"rgb": feeds["rgb"], spec.stem_output: s.backend.upload(d0),
+        trunk = {"rgb": feeds["rgb"], spec.stem_output: d0_dev,
                  spec.mask_input: s.backend.upload(mask[None].astype(np.float32)), **self.zero_feeds}
         trunk.update({k: s.backend.upload(v) for k, v in feats.items()})
         out = s._run(spec.trunk_branch, trunk, times)
         ran.append(spec.trunk_branch)
-        outputs = {"labels": s.backend.download(out["labels"]), "logits": s.backend.download(out["logits"])}
+        outputs = {"labels": s.backend.download(out["labels"])}
+        if return_logits:
+            outputs["logits"] = s.backend.download(out["logits"])
         times["infer_total"] = (time.perf_counter() - t_start) * 1e3
         times["tiles_total"] = (time.perf_counter() - t0) * 1e3
         return outputs, times, ran, mask

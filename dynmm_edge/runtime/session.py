@@ -150,17 +150,17 @@ class Session:
 
     __call__ = infer
 
-    def run_region(self, rgb: np.ndarray, depth: np.ndarray, mask=None):
+    def run_region(self, rgb: np.ndarray, depth: np.ndarray, mask=None, return_logits: bool = True):
         """Region mode on preprocessed inputs: (outputs, times, branches run, tile mask); mask None = policy."""
         if self.region is None:
             raise DynMMError(f"model '{self.manifest.name}' has no region gate (no 'regions' in its manifest)")
-        return self.region.run(self.policy, rgb, depth, mask)
+        return self.region.run(self.policy, rgb, depth, mask, return_logits)
 
     def _infer_region(self, frame, rgb, depth, t0, t_pre, return_logits) -> Result:
         """A region-mode Result: labels as labels_at says; tile_mask [rows, cols] spans the whole frame at
         any label resolution (tile r, c covers the same fraction of the camera image as of the input)."""
         from dynmm_edge.runtime.postprocess import labels_for
-        outputs, times, ran, mask = self.run_region(rgb, depth)
+        outputs, times, ran, mask = self.run_region(rgb, depth, return_logits=return_logits)
         times["preprocess"] = t_pre
         times["total"] = (time.perf_counter() - t0) * 1e3
         spec = self.plan.region.spec
