@@ -11,16 +11,6 @@ from typing import Optional, Tuple
 MODEL_HELP = "model folder, checkpoint file (ours, ESANet, DynMM), preset name or 'demo'"
 
 
-def parse_size(text: str) -> Tuple[int, int]:
-    """'WxH' -> (width, height), both >= 1 (frame sizes; network inputs use add_size's stricter check)."""
-    from dynmm_edge.apps.argtypes import size_wxh
-    return size_wxh(text)
-
-
-def format_size(width: int, height: int) -> str:
-    return f"{width}x{height}"
-
-
 class _Deprecated(argparse.Action):
     """A hidden old spelling: stores into the new flag's dest and prints one note on stderr."""
 

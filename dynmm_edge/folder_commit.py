@@ -161,10 +161,12 @@ def place_files(folder, staged: Mapping[str, Path], protected: Set[str],
         digest = sha256_file(src)
         name = want
         dst = folder / name
-        if dst.exists() and name in protected and sha256_file(dst) != digest:
+        current = sha256_file(dst) if dst.exists() else None
+        if current is not None and current != digest and name in protected:
             name = _hash8_name(want, digest)
             dst = folder / name
-        if dst.exists() and sha256_file(dst) == digest:
+            current = sha256_file(dst) if dst.exists() else None
+        if current == digest:
             names[want] = name
             continue
         names[want] = name  # before the copy: an interrupted copy is removed as well

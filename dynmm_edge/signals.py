@@ -34,10 +34,6 @@ def exit_code_of(exc: BaseException) -> int:
     return getattr(exc, "exit_code", 128 + signal.SIGINT)
 
 
-def signal_of(exc: BaseException) -> int:
-    return getattr(exc, "signum", int(signal.SIGINT))
-
-
 _defer_depth = 0
 _pending = None
 
@@ -106,7 +102,3 @@ def fault_point(label: str) -> None:
     sig = getattr(signal, name if name.startswith("SIG") else f"SIG{name}")
     os.kill(os.getpid(), sig)  # a Python handler runs at the next bytecode, i.e. at this step
 
-
-def fault_steps() -> int:
-    """How many fault points this process passed (tests size their kill sweep with it)."""
-    return _fault_calls

@@ -24,6 +24,7 @@ import numpy as np
 from dynmm_edge._lazy import require
 from dynmm_edge.errors import DataError
 from dynmm_edge.io.base import FrameSource
+from dynmm_edge.io.rosmsg import is_rosbag2_path  # noqa: F401 - part of this module's API
 from dynmm_edge.io.rosmsg import (CAMERA_INFO, COMPRESSED, DEPTH_TOPICS, IMAGE, IMAGE_TYPES, OUT_PREFIX, RGB_TOPICS,
                                   SINK_OPTIONS, SOURCE_OPTIONS, RosbagsMessages, frame_from_pair,
                                   intrinsics_of, result_messages, stamp_ns)
@@ -39,12 +40,6 @@ _EARLY_NO_PAIR = 64
 
 def _rosbag2():
     return require("rosbags.rosbag2", "rosbag2 files (pip install 'dynmm-edge[ros]')")
-
-
-def is_rosbag2_path(path) -> bool:
-    """A rosbag2 folder (metadata.yaml beside .mcap/.db3 files) or a bare .mcap file."""
-    p = Path(path)
-    return p.suffix.lower() == ".mcap" or (p.is_dir() and (p / "metadata.yaml").is_file())
 
 
 def _corrupt(path, exc, where="") -> DataError:

@@ -8,6 +8,7 @@ CompressedImage.
 """
 import json
 import sys
+from pathlib import Path
 from typing import Dict, Tuple
 
 import numpy as np
@@ -30,7 +31,12 @@ DEPTH_TOPICS = ("/camera/camera/aligned_depth_to_color/image_raw", "/camera/alig
                 "/camera/camera/aligned_depth_to_color/image_raw/compressedDepth",
                 "/camera/aligned_depth_to_color/image_raw/compressedDepth")
 OUT_PREFIX = "/segmentation"
-OUTPUTS = ("labels", "overlay", "status")
+
+
+def is_rosbag2_path(path) -> bool:
+    """A rosbag2 folder (metadata.yaml beside .mcap/.db3 files) or a bare .mcap file."""
+    p = Path(path)
+    return p.suffix.lower() == ".mcap" or (p.is_dir() and (p / "metadata.yaml").is_file())
 
 # colour encoding -> (channels, order); depth encoding -> (dtype, metres per count)
 COLOR_ENCODINGS = {"rgb8": (3, "rgb"), "bgr8": (3, "bgr"), "rgba8": (4, "rgb"), "bgra8": (4, "bgr")}

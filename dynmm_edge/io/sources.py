@@ -15,6 +15,7 @@ from dynmm_edge.errors import DataError
 from dynmm_edge.io import directory, realsense, synthetic_source
 from dynmm_edge.io.base import FrameSource, parse_uri, resolve_options
 from dynmm_edge.io.rosmsg import SOURCE_OPTIONS as ROSBAG2_OPTIONS
+from dynmm_edge.io.rosmsg import is_rosbag2_path
 
 RECORDING_EXTS = (".db3", ".bag")
 
@@ -37,7 +38,7 @@ _ALIASES = {"rs": "realsense", "db3": "recording", "bag": "recording", "director
 
 def _kind_of_path(target: str, text: str) -> str:
     path = Path(target)
-    if path.suffix.lower() == ".mcap" or (path.is_dir() and (path / "metadata.yaml").is_file()):
+    if is_rosbag2_path(path):
         return "rosbag2"
     if path.suffix.lower() in RECORDING_EXTS:
         return "recording"

@@ -220,11 +220,6 @@ def check_region_model(net) -> None:
                          "`dynmm-edge train --stage region --init-from CKPT`")
 
 
-def region_logits(net, rgb: Tensor, depth: Tensor) -> Tensor:
-    check_region_model(net)
-    return net.region.gate(rgb, depth)
-
-
 # ----------------------------------------------------------------------------- costs
 def region_costs(net) -> Dict[str, object]:
     """Depth MACs of region mode, counted honestly: dense stem (+ its SE), per active tile the tile stages

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from dynmm_edge.model.region import region_forward
+from dynmm_edge.train.losses import segmentation_loss
 
 
 @dataclass(frozen=True)
@@ -164,9 +165,7 @@ def train_region(cfg: RegionTrainConfig) -> Dict[str, object]:
             gain = tile_gain(net, rgb, depth, labels)
             keep = (gain > cfg.price).float()
             gate_loss = F.binary_cross_entropy_with_logits(net.region.gate(rgb, depth), keep)
-            seg_loss = pixel_loss(region_forward(net, rgb, depth, training_masks(gain, cfg, gen)), labels)
-            valid = (labels != 255).float()
-            seg_loss = (seg_loss * valid).sum() / valid.sum().clamp_min(1.0)
+            seg_loss = segmentation_loss(region_forward(net, rgb, depth, training_masks(gain, cfg, gen)), labels)
             opt.zero_grad(set_to_none=True)
             (gate_loss + seg_loss).backward()
             opt.step()
