@@ -45,8 +45,11 @@ def _masks(policy: str, net, grid: TileGrid, rgb, depth, labels, gate_logits) ->
 
 @torch.no_grad()
 def evaluate_region(net, dataset, class_names: Sequence[str], policies: Sequence[str] = DEFAULT_POLICIES,
-                    batch_size: int = 8, main_policy: str = "gate:0.5") -> Dict[str, object]:
-    """{'static': {path: {...}}, 'region': {policy: {...}}, 'costs': table, 'front': [[cost, miou]...]}."""
+                    batch_size: int = 8, main_policy: str = "gate:0.5", static=None) -> Dict[str, object]:
+    """{'static': {path: {...}}, 'region': {policy: {...}}, 'costs': table, 'front': [[cost, miou]...]}.
+
+    `static` (path -> {miou, depth_macs_fraction}) from an eval that already ran every path skips
+    running them again here."""""
     from dynmm_edge.model import costs
 
     net.eval()
@@ -66,7 +69,7 @@ def evaluate_region(net, dataset, class_names: Sequence[str], policies: Sequence
         depth = torch.stack([x["depth"] for x in items])
         labels = torch.stack([x["labels"] for x in items])
         lab = labels.numpy()
-        for k in net.paths:
+        for k in (net.paths if static is None else ()):
             pred = net(rgb, depth, path=k).argmax(1).numpy()
             for b in range(len(items)):
                 cm_static[k] += confusion_matrix(pred[b], lab[b], nc)
@@ -79,11 +82,12 @@ def evaluate_region(net, dataset, class_names: Sequence[str], policies: Sequence
                 active = int(masks[b].sum())
                 macs_region[p].append(region_depth_macs(table, active) + table["gate_macs"])
                 share_region[p].append(active / grid.count)
-    static = {}
-    for k in net.paths:
-        r = metrics_from_confusion(cm_static[k], class_names)
-        static[str(k)] = {"miou": r["miou"], "depth_macs_mean": float(path_macs[k]),
-                          "depth_macs_fraction": float(path_macs[k]) / full}
+    if static is None:
+        static = {}
+        for k in net.paths:
+            r = metrics_from_confusion(cm_static[k], class_names)
+            static[str(k)] = {"miou": r["miou"], "depth_macs_mean": float(path_macs[k]),
+                              "depth_macs_fraction": float(path_macs[k]) / full}
     points = front_points([v["depth_macs_fraction"] for v in static.values()], [v["miou"] for v in static.values()])
     region = {}
     for p in policies:
@@ -102,7 +106,8 @@ def evaluate_region(net, dataset, class_names: Sequence[str], policies: Sequence
 def add_region_report(report: Dict[str, object], net, dataset, class_names, batch_size: int = 8,
                       main_policy: str = "gate:0.5") -> Dict[str, object]:
     """eval hook: modes.region (main policy), static.<path> (kept if already present), region_policies."""
-    r = evaluate_region(net, dataset, class_names, batch_size=batch_size, main_policy=main_policy)
+    r = evaluate_region(net, dataset, class_names, batch_size=batch_size, main_policy=main_policy,
+                        static=report.get("static") or None)
     report.setdefault("static", {}).update({k: v for k, v in r["static"].items()
                                              if k not in report.get("static", {})})
     report.setdefault("modes", {})["region"] = dict(r["region"][main_policy], policy=main_policy)
