@@ -44,8 +44,8 @@ MUTATIONS = (
              "dynmm_edge/models.py", '"version": version, ', "",
              ("tests/runtime/test_session.py::test_model_cache_key_covers_source_version_and_export_settings",)),
     Mutation("hysteresis-margin-ignored", "make_policy drops the parsed margin",
-             "dynmm_edge/runtime/policy.py", "HysteresisPolicy(inner_policy, float(margin or 0.5))",
-             "HysteresisPolicy(inner_policy)",
+             "dynmm_edge/runtime/policy.py", "HysteresisPolicy(inner_policy, _finite(",
+             "HysteresisPolicy(inner_policy, 0.5 + 0 * _finite(",  # still validated, value ignored
              ("tests/runtime/test_session.py::test_make_policy",
               "tests/runtime/test_session.py::test_parsed_hysteresis_margin_decides_when_to_switch")),
     Mutation("slow-not-deselected", "the slow tests run in the default set",
@@ -70,6 +70,17 @@ MUTATIONS = (
              "dynmm_edge/paths.py", "def cache_dir() -> Path:\n",
              "def _long():\n" + "".join(f"    x{i} = {i}\n" for i in range(85)) + "\n\ndef cache_dir() -> Path:\n",
              ("tests/test_function_length.py::test_no_function_over_80_lines",)),
+    # TensorRT compatibility (issue 16): the SDK against real binding names, the fakes against them
+    Mutation("trt-max-workspace-on-10", "an adapter sets config.max_workspace_size (gone since TensorRT 10)",
+             "export/trt_build.py",
+             "    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)\n",
+             "    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)\n"
+             "    config.max_workspace_size = int(workspace_mb) << 20\n",
+             ("tests/backends/test_trt_real_names.py", "tests/backends/test_tensorrt_fake.py")),
+    Mutation("trt-fake-int8-on-11", "the TensorRT 11 fake offers BuilderFlag.INT8 (gone in 11)",
+             "tests/fakes/fake_tensorrt.py", '    BuilderFlag = enum.IntEnum("BuilderFlag", flag_names)\n',
+             '    BuilderFlag = enum.IntEnum("BuilderFlag", flag_names + (["INT8"] if major >= 11 else []))\n',
+             ("tests/backends/test_trt_real_names.py", "tests/backends/test_tensorrt_fake.py")),
 )
 
 

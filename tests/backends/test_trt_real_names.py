@@ -1,7 +1,7 @@
 """The SDK and the fakes against the names of NVIDIA's real TensorRT bindings (8.6.1, 10.3.0, 11.4.0.106).
 
 Fixtures come from scripts/trt_names.py; see trt_surface.py for how uses are found and guarded.
-Run `python scripts/trt_mutations.py` to see these tests fail under deliberate mutations.
+Run `python scripts/mutate.py trt-max-workspace-on-10 trt-fake-int8-on-11` to see these tests fail under deliberate mutations.
 """
 import inspect
 import itertools
