@@ -73,13 +73,11 @@ def run(args) -> int:
     from dynmm_edge.data.recording import write_recording
     from dynmm_edge.errors import DynMMError
     from dynmm_edge.io.sources import open_source
+    from dynmm_edge.signals import stop_signals
 
     out = Path(args.output)
     if out.suffix != ".db3":
         print(f"dynmm-edge record: error: {out}: output must end in .db3 (librealsense >= 2.58 records .db3 only)", file=sys.stderr)
-        return 2
-    if args.frames is not None and args.frames < 1 or args.seconds is not None and args.seconds <= 0:
-        print("dynmm-edge record: error: --frames must be >= 1 and --seconds > 0", file=sys.stderr)
         return 2
     limiter = None
     try:
@@ -88,13 +86,8 @@ def run(args) -> int:
                 print("recording until Ctrl-C", file=sys.stderr)
             fps = args.fps or int(round(getattr(source, "fps", 0) or 30))
             limiter = _Limiter(source, args.frames, args.seconds, args.quiet)
-            stops = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
-            previous = {sig: signal.signal(sig, limiter.on_signal) for sig in stops}
-            try:
+            with stop_signals(limiter.on_signal):
                 n = write_recording(out, limiter, fps=fps)
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
     except DynMMError as exc:
         if limiter is not None and limiter.printed:
             print(file=sys.stderr)

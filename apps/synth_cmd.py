@@ -79,9 +79,6 @@ def run(args) -> int:
 
     from dynmm_edge.data.synthetic import DEFAULT_KIND_MIX, parse_kind_mix
 
-    if args.frames < 1:
-        print("dynmm-edge synth: error: --frames must be >= 1", file=sys.stderr)
-        return 2
     w, h = args.size
     show = args.kinds == "show"
     try:

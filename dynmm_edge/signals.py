@@ -64,8 +64,9 @@ def deferred():
 
 
 @contextlib.contextmanager
-def stop_signals():
-    """Within the block, SIGINT/SIGTERM/SIGHUP raise Interrupted in the main thread.
+def stop_signals(handler=None):
+    """Within the block, SIGINT/SIGTERM/SIGHUP raise Interrupted in the main thread (or call
+    `handler(signum, frame)` instead, for a command that finishes its unit of work itself).
 
     Outside the main thread (signals cannot be installed there) the block runs unchanged.
     """
@@ -77,7 +78,7 @@ def stop_signals():
         sig = getattr(signal, name, None)
         if sig is None:  # SIGHUP does not exist on Windows
             continue
-        previous[sig] = signal.signal(sig, _raise)
+        previous[sig] = signal.signal(sig, handler or _raise)
     try:
         yield
     finally:
