@@ -25,22 +25,28 @@ from dynmm_edge.train.evaluate import front_miou, front_points
 DEFAULT_POLICIES = ("gate:0.5", "share:0.2", "share:0.3", "share:0.4", "entropy:0.3", "entropy:0.4", "oracle:0.3")
 
 
-def _masks(policy: str, net, grid: TileGrid, rgb, depth, labels, gate_logits) -> np.ndarray:
+def _masks(policy: str, net, grid: TileGrid, rgb, depth, labels, gate_logits, cache: Dict) -> np.ndarray:
+    """Tile masks of one batch; `cache` keeps the batch's entropy maps and oracle gains, so policies
+    of the same kind at several shares cost one extra forward pass, not one each."""
     kind, _, value = policy.partition(":")
     v = float(value)
-    b = rgb.shape[0]
     if kind == "gate":
         return (torch.sigmoid(gate_logits) > v).numpy()
     if kind == "share":
-        return np.stack([top_share(gate_logits[i].numpy(), v) for i in range(b)])
-    if kind == "entropy":
-        probs = torch.softmax(net(rgb, depth, path=min(net.paths)), 1).numpy()
-        return np.stack([top_share(tile_entropy(probs[i], grid), v) for i in range(b)])
-    if kind == "oracle":
-        from dynmm_edge.train.region import tile_gain
-        gain = tile_gain(net, rgb, depth, labels).numpy()
-        return np.stack([top_share(gain[i], v) for i in range(b)])
-    raise ValueError(f"region policy {policy!r}: expected gate:T, share:F, entropy:F or oracle:F")
+        scores = gate_logits.numpy()
+    elif kind == "entropy":
+        if "entropy" not in cache:
+            probs = torch.softmax(net(rgb, depth, path=min(net.paths)), 1).numpy()
+            cache["entropy"] = np.stack([tile_entropy(probs[i], grid) for i in range(len(probs))])
+        scores = cache["entropy"]
+    elif kind == "oracle":
+        if "oracle" not in cache:
+            from dynmm_edge.train.region import tile_gain
+            cache["oracle"] = tile_gain(net, rgb, depth, labels).numpy()
+        scores = cache["oracle"]
+    else:
+        raise ValueError(f"region policy {policy!r}: expected gate:T, share:F, entropy:F or oracle:F")
+    return np.stack([top_share(scores[i], v) for i in range(len(scores))])
 
 
 @torch.no_grad()
@@ -74,8 +80,9 @@ def evaluate_region(net, dataset, class_names: Sequence[str], policies: Sequence
             for b in range(len(items)):
                 cm_static[k] += confusion_matrix(pred[b], lab[b], nc)
         gate_logits = net.region.gate(rgb, depth)
+        cache: Dict = {}
         for p in policies:
-            masks = _masks(p, net, grid, rgb, depth, labels, gate_logits)
+            masks = _masks(p, net, grid, rgb, depth, labels, gate_logits, cache)
             pred = region_forward(net, rgb, depth, torch.from_numpy(masks.astype(np.float32))).argmax(1).numpy()
             for b in range(len(items)):
                 cm_region[p] += confusion_matrix(pred[b], lab[b], nc)
