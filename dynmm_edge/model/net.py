@@ -226,3 +226,15 @@ class DynMMNet(nn.Module):
             return self.forward_trunk(None, feats, present=present, fused0=fused0)
         feats = self.depth_features(depth, NUM_DEPTH_STAGES)
         return self.forward_trunk(rgb, feats, present=present)
+
+
+def rebuilt(model: DynMMNet, drop: str, **changes) -> DynMMNet:
+    """`model` under a changed config (e.g. a new gate or a region head): every weight outside the
+    `drop` prefix is kept, the modules under it start fresh. ValueError names keys that do not fit."""
+    new = DynMMNet(model.config.replace(**changes))
+    keep = {k: v for k, v in model.state_dict().items() if not k.startswith(drop)}
+    missing, unexpected = new.load_state_dict(keep, strict=False)
+    if unexpected or any(not k.startswith(drop) for k in missing):
+        raise ValueError(f"weights do not fit the new model: unexpected {unexpected[:4]}, "
+                         f"missing {[k for k in missing if not k.startswith(drop)][:4]}")
+    return new

@@ -15,7 +15,7 @@ path = argmax_k log softmax(gate)_k + B * depth_cost_k; B > 0 = more depth, in n
 depth cost (fraction of full-depth MACs).
 """
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
@@ -135,7 +135,7 @@ def _chosen_entry(conf, choice, macs, full_macs, paths, class_names, front) -> d
     return e
 
 
-def _section(conf, logits, macs, full_macs, paths, class_names, extra_modes=None) -> dict:
+def _section(conf, logits, macs, full_macs, paths, class_names) -> dict:
     """static, front and modes for one set of frames (all, or one kind)."""
     n_paths = len(paths)
     static = {}
@@ -144,15 +144,13 @@ def _section(conf, logits, macs, full_macs, paths, class_names, extra_modes=None
     front = front_points([s["depth_macs_fraction"] for s in static.values()], [s["miou"] for s in static.values()])
     modes = {"dynamic": _chosen_entry(conf, logits.argmax(1), macs, full_macs, paths, class_names, front),
              "rgb_only": static[str(paths[0])], "full_depth": static[str(paths[n_paths - 1])]}
-    for name, m in (extra_modes or {}).items():
-        modes[name] = _mode_entry(m["confusion"], m["depth_macs_mean"], full_macs, class_names, front)
     return {"static": static, "front": [{"depth_macs_fraction": c, "miou": v} for c, v in front], "modes": modes}
 
 
 def build_report(rec: EvalRecords, paths: Sequence[int], macs: Sequence[float], class_names: Sequence[str],
-                 biases: Sequence[float] = (), extra_modes: Optional[Dict[str, dict]] = None) -> Dict[str, object]:
-    """THE report (one place): static front, modes (dynamic + rgb_only/full_depth + extra_modes:
-    name -> {confusion [C,C], depth_macs_mean}, each placed against the front), per kind, bias sweep."""
+                 biases: Sequence[float] = ()) -> Dict[str, object]:
+    """THE report (one place): static front, modes (dynamic + rgb_only/full_depth, each placed against
+    the front), per kind, bias sweep. Region mode is added by train.region_eval.add_region_report."""
     paths, macs = list(paths), np.asarray(macs, np.float64)
     full_macs = float(macs.max()) if macs.max() > 0 else 1.0
     cost = macs / full_macs
@@ -160,7 +158,7 @@ def build_report(rec: EvalRecords, paths: Sequence[int], macs: Sequence[float], 
     report: Dict[str, object] = {"frames": int(len(rec.kinds)), "num_classes": int(conf.shape[-1]), "paths": paths,
                                  "depth_macs_per_path": macs.tolist(), "depth_cost_per_path": cost.tolist(),
                                  "bias_unit": "nats per unit depth cost; > 0 = more depth"}
-    report.update(_section(conf, logits, macs, full_macs, paths, class_names, extra_modes))
+    report.update(_section(conf, logits, macs, full_macs, paths, class_names))
     kinds = np.asarray(rec.kinds)
     report["by_kind"] = {}
     for k in sorted(set(rec.kinds)):

@@ -192,17 +192,15 @@ def build_model_and_meta(cfg: TrainConfig):
 
 def _with_cue_gate(model, seed: int):
     """The same network with a fresh CueGate in place of its raw gate (all other weights kept)."""
-    from dynmm_edge.model.net import DynMMNet
+    from dynmm_edge.model.net import rebuilt
 
     if model.config.gate != "raw":
         raise CheckpointError("--gate-cues needs a model with the raw gate (the stem gate has no cue variant)")
     torch.manual_seed(seed)
-    new = DynMMNet(model.config.replace(gate_cues=True))
-    keep = {k: v for k, v in model.state_dict().items() if not k.startswith("gate.")}
-    missing, unexpected = new.load_state_dict(keep, strict=False)
-    if unexpected or any(not k.startswith("gate.") for k in missing):
-        raise CheckpointError(f"cannot move weights to the cue-gate model: missing {missing}, unexpected {unexpected}")
-    return new
+    try:
+        return rebuilt(model, "gate.", gate_cues=True)
+    except ValueError as exc:
+        raise CheckpointError(f"cannot move weights to the cue-gate model: {exc}") from None
 
 
 class _TrainStep(nn.Module):

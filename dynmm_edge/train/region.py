@@ -55,13 +55,12 @@ class RegionTrainConfig:
 
 def with_region(model, tile: int, halo: str = "none"):
     """A copy of `model` with a region head (tile stages initialised from the dense depth stages)."""
-    from dynmm_edge.model.net import DynMMNet
+    from dynmm_edge.model.net import rebuilt
 
-    net = DynMMNet(model.config.replace(region_tile=int(tile), region_halo=halo))
-    own = {k: v for k, v in model.state_dict().items() if not k.startswith("region.")}
-    missing, unexpected = net.load_state_dict(own, strict=False)
-    if unexpected or any(not k.startswith("region.") for k in missing):
-        raise ValueError(f"cannot add a region head: unexpected {unexpected[:4]}, missing {missing[:4]}")
+    try:
+        net = rebuilt(model, "region.", region_tile=int(tile), region_halo=halo)
+    except ValueError as exc:
+        raise ValueError(f"cannot add a region head: {exc}") from None
     net.region.copy_from_dense(net)
     return net.eval()
 
