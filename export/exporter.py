@@ -54,6 +54,23 @@ def export_branch_onnx(module, inputs, input_names, output_names, opset=DEFAULT_
     return model
 
 
+def stage_onnx(tmp: Path, name: str, module, example_list, input_names, output_names, opset: int,
+               dynamic_batch: bool) -> Dict[str, str]:
+    """Export one branch to tmp/NAME.onnx after the TensorRT static check; its fp32 variant entry."""
+    from dynmm_edge.export.trt_check import check_model
+    from dynmm_edge.signals import fault_point
+
+    model = export_branch_onnx(module, example_list, input_names, output_names, opset=opset,
+                               dynamic_batch=dynamic_batch)
+    problems = check_model(model, name)
+    if problems:
+        raise DynMMError("TensorRT compatibility check failed:\n  " + "\n  ".join(problems))
+    fname = f"{name}.onnx"
+    (tmp / fname).write_bytes(model.SerializeToString())
+    fault_point(f"staged {fname}")
+    return {"file": fname, "sha256": sha256_file(tmp / fname)}
+
+
 def _spec(name, tensor, dynamic_batch):
     shape = list(tensor.shape)
     if dynamic_batch and name != "depth_present":
@@ -97,7 +114,6 @@ def _export_locked(spec, out_dir: Path, torch, height, width, opset, dynamic_bat
                    import_options=None) -> None:
     from dynmm_edge.model.checkpoints import load_model, model_checkpoint, save_checkpoint
     from dynmm_edge.model.split import example_inputs, split_model
-    from dynmm_edge.export.trt_check import check_model
     from dynmm_edge.signals import fault_point
     source_file = None
     if isinstance(spec, tuple):
@@ -124,15 +140,9 @@ def _export_locked(spec, out_dir: Path, torch, height, width, opset, dynamic_bat
         entries = []
         for b in branches:
             say(f"exporting branch {b.name}")
-            model = export_branch_onnx(b.module, [examples[n] for n in b.input_names], b.input_names,
-                                       b.output_names, opset=opset, dynamic_batch=dynamic_batch)
-            problems = check_model(model, b.name)
-            if problems:
-                raise DynMMError("TensorRT compatibility check failed:\n  " + "\n  ".join(problems))
-            fname = f"{b.name}.onnx"
-            (tmp / fname).write_bytes(model.SerializeToString())
-            fault_point(f"staged {fname}")
-            variants = {"fp32": {"file": fname, "sha256": sha256_file(tmp / fname)}}
+            variants = {"fp32": stage_onnx(tmp, b.name, b.module, [examples[n] for n in b.input_names],
+                                           b.input_names, b.output_names, opset, dynamic_batch)}
+            fname = variants["fp32"]["file"]
             if fp16:
                 from dynmm_edge.export.fp16 import convert_fp16
                 convert_fp16(tmp / fname, tmp / f"{b.name}.fp16.onnx")
@@ -145,7 +155,7 @@ def _export_locked(spec, out_dir: Path, torch, height, width, opset, dynamic_bat
         regions = None
         if getattr(net, "region", None) is not None:  # optional region branches + manifest 'regions'
             from dynmm_edge.export.region_export import export_region
-            region_entries, regions = export_region(net, tmp, opset, _spec, export_branch_onnx, check_model, say)
+            region_entries, regions = export_region(net, tmp, opset, _spec, say)
             entries += region_entries
         preprocess = dict(meta.get("preprocess", {}))
         preprocess.update(height=cfg.height, width=cfg.width)

@@ -14,7 +14,6 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from dynmm_edge.manifest import sha256_file
 from dynmm_edge.model.region_split import RegionTrunk, region_branch_defs
 from dynmm_edge.tiles import default_buckets, window_layout
 
@@ -56,9 +55,9 @@ def region_examples(net, tiles: int = 2) -> Dict[str, torch.Tensor]:
     return ex
 
 
-def export_region(net, tmp: Path, opset: int, spec, export_onnx, check_model, say) -> Tuple[List[dict], dict]:
+def export_region(net, tmp: Path, opset: int, spec, say) -> Tuple[List[dict], dict]:
     """Write the region branch ONNX files into `tmp`; return (manifest branch entries, regions section)."""
-    from dynmm_edge.errors import DynMMError
+    from dynmm_edge.export.exporter import stage_onnx
     from dynmm_edge.model.region import STAGE_STRIDES, region_costs
 
     examples = region_examples(net)
@@ -67,15 +66,10 @@ def export_region(net, tmp: Path, opset: int, spec, export_onnx, check_model, sa
     for name, module, inputs, outputs, dynamic in region_branch_defs(net):
         say(f"exporting region branch {name}")
         module.train(net.training)
-        model = export_onnx(module, [examples[n] for n in inputs], inputs, outputs, opset=opset, dynamic_batch=dynamic)
-        problems = check_model(model, name)
-        if problems:
-            raise DynMMError("TensorRT compatibility check failed:\n  " + "\n  ".join(problems))
-        fname = f"{name}.onnx"
-        (tmp / fname).write_bytes(model.SerializeToString())
+        fp32 = stage_onnx(tmp, name, module, [examples[n] for n in inputs], inputs, outputs, opset, dynamic)
         macs = {"region_gate": table["gate_macs"], "region_trunk": 0}.get(name, 0)
         entries.append({"name": name, "kind": "region", "segment": None, "precision": "fp32",
-                        "variants": {"fp32": {"file": fname, "sha256": sha256_file(tmp / fname)}},
+                        "variants": {"fp32": fp32},
                         "inputs": [spec(n, examples[n], dynamic) for n in inputs],
                         "outputs": [spec(n, examples[n], dynamic) for n in outputs],
                         "macs": int(macs), "params": _params(net, name)})
@@ -97,13 +91,3 @@ def export_region(net, tmp: Path, opset: int, spec, export_onnx, check_model, sa
                "macs": {k: table[k] for k in ("dense_macs", "per_tile_macs", "se_macs", "gate_macs",
                                               "full_depth_macs")}}
     return entries, regions
-
-
-def tile_profile(buckets, typical_share: float = 0.3):
-    """TensorRT batch profile for a tile-batch engine: min 1, max = all tiles, kernels tuned (opt) for the
-    bucket that holds a typical active share. Every bucket lies inside this one profile; on GPU backends
-    a CUDA graph per bucket (static shapes) is captured at start-up."""
-    from dynmm_edge.export.trt_build import BatchProfile
-    from dynmm_edge.tiles import tile_batch_range
-
-    return BatchProfile(*tile_batch_range(buckets, typical_share))

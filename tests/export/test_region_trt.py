@@ -6,7 +6,6 @@ import torch
 pytest.importorskip("onnx")
 
 from dynmm_edge.export import trt_build as tb  # noqa: E402
-from dynmm_edge.export.region_export import tile_profile  # noqa: E402
 from dynmm_edge.export.trt_check import check_model  # noqa: E402
 from dynmm_edge.manifest import region_spec  # noqa: E402
 from tests.fakes import fake_tensorrt  # noqa: E402
@@ -36,15 +35,15 @@ def test_static_check_accepts_every_region_graph(region_model):
 
 
 def test_tile_profile_spans_the_buckets():
-    p = tile_profile((1, 2, 4, 8, 16, 32, 48))
-    assert (p.min, p.opt, p.max) == (1, 16, 48)  # 30 % of 48 tiles = 14 -> bucket 16
+    from dynmm_edge.tiles import tile_batch_range
+    assert tile_batch_range((1, 2, 4, 8, 16, 32, 48)) == (1, 16, 48)  # 30 % of 48 tiles = 14 -> bucket 16
 
 
 @pytest.mark.parametrize("version", ["8.5.3", "10.3.0", "11.4.0"])
 def test_tile_engines_build_with_profiles(region_model, tmp_path, version):
     trt = fake_tensorrt.make_fake_trt(version)
     spec = region_spec(region_model)
-    profile = tile_profile(spec.buckets)
+    profile = tb.BatchProfile(*spec.tile_batch_range())  # what the TensorRT backend builds with
     for st in spec.stages:
         b = region_model.branch(st.branch)
         path = tb.build_engine(region_model.file_path(b), "fp32", trt_module=trt, cache_dir=tmp_path / "eng",
