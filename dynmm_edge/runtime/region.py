@@ -91,7 +91,8 @@ class RegionExecutor:
             out = s._run(spec.gate_branch, {"rgb": feeds["rgb"], "depth": feeds["depth"]}, times)
             ran.append(spec.gate_branch)
             return s.backend.download(out[spec.gate_output]).reshape(self.grid.rows, self.grid.cols)
-        outputs, _, t, (r, _) = s.run_tensors(rgb, depth, path=s.manifest.rgb_only_path, return_logits=True)
+        outputs, _, t, (r, _) = s.run_tensors(rgb, depth, path=s.manifest.rgb_only_path, return_logits=True,
+                                              uploaded={"rgb": feeds["rgb"], "depth": feeds["depth"]})
         times.update({f"entropy/{k}": v for k, v in t.items() if k in r})
         ran.extend(f"entropy/{n}" for n in r)
         logits = outputs["logits"][0].astype(np.float64)

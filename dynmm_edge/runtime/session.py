@@ -84,11 +84,14 @@ class Session:
         return out
 
     def run_tensors(self, rgb: np.ndarray, depth: np.ndarray, path: Optional[int] = None,
-                    return_logits: bool = False) -> Tuple[Dict[str, np.ndarray], int, Dict[str, float], Any]:
-        """Run preprocessed inputs; path None lets the policy decide (fixed policies skip the gate)."""
+                    return_logits: bool = False, uploaded: Optional[Dict[str, Any]] = None
+                    ) -> Tuple[Dict[str, np.ndarray], int, Dict[str, float], Any]:
+        """Run preprocessed inputs; path None lets the policy decide (fixed policies skip the gate).
+        `uploaded` ({'rgb', 'depth'} already on the backend) saves uploading them again."""
         times: Dict[str, float] = {}
         t_start = time.perf_counter()
-        feeds: Dict[str, Any] = {"rgb": self.backend.upload(rgb), "depth": self.backend.upload(depth)}
+        feeds: Dict[str, Any] = (dict(uploaded) if uploaded is not None else
+                                 {"rgb": self.backend.upload(rgb), "depth": self.backend.upload(depth)})
         gate_logits = None
         ran = []
         if path is None and not self.policy.needs_gate:
