@@ -73,6 +73,9 @@ def format_summary(report) -> str:
     lines = []
     for p, s in report["static"].items():
         lines.append(f"static path {p}  mIoU {100 * s['miou']:6.2f}  depth cost {s['depth_macs_fraction']:.3f}")
+    for name, s in report.get("region_static", {}).items():
+        lines.append(f"region {name:5s}  mIoU {100 * s['miou']:6.2f}  depth cost {s['depth_macs_fraction']:.3f}  "
+                     f"(fixed: {'every' if name == 'all' else 'no'} tile, on the front too)")
     for mode, m in report["modes"].items():
         if mode in ("rgb_only", "full_depth"):
             continue
@@ -110,7 +113,8 @@ def run(args) -> int:
         report = evaluate(model, ds, meta["classes"], batch_size=args.batch_size, biases=biases, progress=True)
         if getattr(model, "region", None) is not None:
             from dynmm_edge.train.region_eval import add_region_report
-            report = add_region_report(report, model, ds, meta["classes"], args.batch_size, args.region_policy)
+            report = add_region_report(report, model, ds, meta["classes"], args.batch_size, args.region_policy,
+                                       progress=True)
     except (DynMMError, ValueError) as exc:
         print(f"dynmm-edge eval: error: {exc}", file=sys.stderr)
         return 2

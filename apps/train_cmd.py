@@ -32,9 +32,16 @@ def add_parser(subparsers) -> None:
                    help="dynmm: stage I/II/gate training; region: add and train a region gate + tile depth "
                         "stages on a trained checkpoint (needs --init-from; see docs/REGIONS.md)")
     p.add_argument("--tile", type=positive_int, default=32, help="region stage: tile size in px (multiple of 32)")
-    p.add_argument("--price", type=non_negative_float, default=0.25,
-                   help="region stage: per-tile price in nats/pixel; the gate learns 'gain of depth > price'")
-    p.add_argument("--region-epochs", type=positive_int, default=2, help="region stage: epochs")
+    p.add_argument("--price", type=non_negative_float, default=0.0,
+                   help="region stage: per-tile price in nats/pixel; the gate learns 'gain of depth > price' "
+                        "(default 0: the price that --region-keep of the training tiles exceed)")
+    p.add_argument("--region-keep", type=unit_float, default=0.35,
+                   help="region stage: share of training tiles worth their depth MACs (sets the price)")
+    p.add_argument("--region-epochs", type=positive_int, default=2, help="region stage: epochs of the tile stages")
+    p.add_argument("--region-gate-epochs", type=positive_int, default=20,
+                   help="region stage: epochs of the region gate (trained after the tile stages; cheap)")
+    p.add_argument("--region-gate", choices=("cues", "raw"), default="cues",
+                   help="region stage: the region gate reads frame-quality cue maps (default) or raw RGB-D")
     p.add_argument("--preset", default="demo", help="model preset (see dynmm_edge.model.presets)")
     add_source(p, help=f"training data: dataset folder or synthetic://?frames=N&hard_fraction=F&seed=S (default: "
                        f"{DEFAULT_SOURCE}; region stage: {REGION_DEFAULT_SOURCE})")
@@ -124,13 +131,15 @@ def run_region(args) -> int:
     try:
         extra = {"data": args.source} if args.source else {}
         cfg = RegionTrainConfig(init_from=args.init_from, out=args.output, tile=args.tile, price=args.price,
-                                epochs=args.region_epochs, batch_size=args.batch_size or 8,
+                                keep=args.region_keep, epochs=args.region_epochs,
+                                gate_epochs=args.region_gate_epochs, gate_cues=args.region_gate == "cues",
+                                batch_size=args.batch_size or 8,
                                 seed=args.seed, threads=args.threads, progress=not args.no_progress, **extra)
         result = train_region(cfg)
     except (DynMMError, ValueError) as exc:
         print(f"dynmm-edge train: error: {exc}", file=sys.stderr)
         return 2
-    print(f"region stage: {result['steps']} steps in {result['seconds']:.0f} s, mean keep share "
-          f"{result['keep_share_mean']:.2f}")
+    print(f"region stage: {result['steps']} steps in {result['seconds']:.0f} s; price {result['price']:.3f} "
+          f"nats/pixel, kept by {result['keep_share_mean']:.0%} of the training tiles")
     print(f"final checkpoint: {result['final']}")
     return 0

@@ -34,6 +34,8 @@ class ModelConfig:
     region_tile: 0 = frame gate only; N px = a region gate scores N x N tiles and depth stages 1..4 can
     run on the kept tiles only (dynmm_edge.model.region). region_halo 'none': each tile runs on its own
     (trained with seams); 'exact': per-stage gather with the receptive-field halo (equals dense).
+    region_gate_cues: the region gate reads the frame-quality cue maps (model/gate.py frame_cues) instead
+    of raw RGB-D; checkpoints written before the field existed load with False (raw).
     """
 
     encoder: str = "resnet34"
@@ -58,6 +60,7 @@ class ModelConfig:
     activation: str = "relu"
     region_tile: int = 0
     region_halo: str = "none"
+    region_gate_cues: bool = False
 
     def __post_init__(self):
         # normalise lists (from JSON) to tuples so the dataclass stays hashable and comparable
@@ -136,6 +139,10 @@ class ModelConfig:
                                f"the input {self.width}x{self.height}")
         if tile and self.skip_mode != "zero_depth":
             bad("region_tile", "region gating needs skip_mode 'zero_depth' (inactive tiles add nothing)")
+        if not isinstance(self.region_gate_cues, bool):
+            bad("region_gate_cues", "must be true or false")
+        if self.region_gate_cues and not tile:
+            bad("region_gate_cues", "needs a region gate (region_tile > 0)")
 
     @property
     def paths(self) -> Tuple[int, ...]:

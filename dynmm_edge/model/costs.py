@@ -109,7 +109,8 @@ def branch_params(model_or_config) -> Dict[str, int]:
             net = DynMMNet(config)
     out = {b: 0 for b in BRANCHES}
     for name, p in net.named_parameters():
-        out[branch_of(name)] += p.numel()
+        if not name.startswith("region."):  # the region head's branches count their own (region_export)
+            out[branch_of(name)] += p.numel()
     return out
 
 

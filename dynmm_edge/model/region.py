@@ -1,7 +1,8 @@
 """Region-level depth gating: depth stages 1..4 run only on the tiles a per-tile gate keeps.
 
 Layout (model.config.region_tile = T px, a multiple of 32 dividing the input):
-  region gate   small CNN on the 1/4-downsampled RGB + depth -> one keep logit per T x T tile
+  region gate   small CNN on the 1/4-downsampled RGB + depth (or, region_gate_cues, on the frame-quality
+                cue maps: holes, noise, depth edges without RGB edges...) -> one keep logit per T x T tile
   depth stem    depth stage 0 runs dense (4-5 % of depth MACs) and feeds fusion 0 as usual
   tile stages   copies of depth stages 1..4 (+ their SE) run on a batch of active tiles; each stage
                 gathers windows (tile + halo at that stage's input resolution), crops and scatters
@@ -68,8 +69,49 @@ class RegionGate(nn.Module):
 
     def forward(self, rgb: Tensor, depth: Tensor) -> Tensor:
         """[B, rows, cols] keep logits."""
-        x = F.avg_pool2d(torch.cat([rgb, depth], 1), 4)
+        return self.score(self.inputs(rgb, depth))
+
+    @staticmethod
+    def inputs(rgb: Tensor, depth: Tensor) -> Tensor:
+        """The 1/4-resolution maps the gate reads (the region stage caches these, not whole frames)."""
+        return F.avg_pool2d(torch.cat([rgb, depth], 1), 4)
+
+    def score(self, x: Tensor) -> Tensor:
         x = self.body(x)
+        k = self.tile // 32
+        if k > 1:
+            x = F.avg_pool2d(x, k)
+        return self.head(x)[:, 0]
+
+
+class CueRegionGate(nn.Module):
+    """Keep logit per tile from the cue maps at 1/4 (model/gate.py frame_cues): the gain of depth sits where
+    depth edges have no RGB edge (camouflage) or the image is dark, which raw pixels show only indirectly.
+    The head also reads each tile's mean cues directly (a shortcut past the convs)."""
+
+    def __init__(self, tile: int, channels: Tuple[int, int] = (16, 32)):
+        super().__init__()
+        from dynmm_edge.model.gate import CUE_NAMES
+
+        self.tile = int(tile)
+        n, (c1, c2) = len(CUE_NAMES), channels
+        self.body = nn.Sequential(ConvBNAct(n, c1, 3, stride=2), ConvBNAct(c1, c2, 3, stride=2),
+                                  ConvBNAct(c2, c2, 3, stride=2))
+        self.head = nn.Conv2d(c2 + n, 1, 1)
+
+    def forward(self, rgb: Tensor, depth: Tensor) -> Tensor:
+        """[B, rows, cols] keep logits."""
+        return self.score(self.inputs(rgb, depth))
+
+    @staticmethod
+    def inputs(rgb: Tensor, depth: Tensor) -> Tensor:
+        """The cue maps at 1/4 resolution (what the region stage caches)."""
+        from dynmm_edge.model.gate import frame_cues
+
+        return frame_cues(rgb, depth, 4)
+
+    def score(self, cues: Tensor) -> Tensor:
+        x = torch.cat([self.body(cues), F.avg_pool2d(cues, 8)], 1)
         k = self.tile // 32
         if k > 1:
             x = F.avg_pool2d(x, k)
@@ -83,7 +125,7 @@ class RegionHead(nn.Module):
         super().__init__()
         cfg = net.config
         self.grid = TileGrid(cfg.region_tile, cfg.height, cfg.width)
-        self.gate = RegionGate(cfg.region_tile)
+        self.gate = (CueRegionGate if cfg.region_gate_cues else RegionGate)(cfg.region_tile)
         enc = net.encoder_depth
         self.layers = nn.ModuleList(copy.deepcopy(getattr(enc, f"layer{i}")) for i in TILE_STAGES)
         self.se_depth = nn.ModuleList(copy.deepcopy(getattr(net, f"se_layer{i}").se_depth) for i in TILE_STAGES)

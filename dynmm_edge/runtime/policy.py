@@ -12,7 +12,8 @@ The budget controller (`budget:F`) holds a mean depth cost F by time-sharing the
 to F in cost (never path 0 while a cheaper path than the upper one exists): the frames the gate
 wants most depth for get the upper path. Optionally (gate_floor, off by default) frames the gate
 itself sends to a path below the lower one with probability >= gate_floor keep that cheaper path;
-on the recorded demo gate that cost accuracy, so it is off. A cost ledger keeps the running mean within a few frames of F from the
+on the shipped demo gate that helps at budget 0.35 but cannot hold 0.5 (docs/TRAINING.md), so it is
+off. A cost ledger keeps the running mean within a few frames of F from the
 first frame on (no warm-up transient).
 """
 import math

@@ -27,7 +27,7 @@ from dynmm_edge.train.data import AugmentConfig, NO_AUGMENT, collate, open_datas
 from dynmm_edge.train.distributed import (DistInfo, all_reduce_mean, all_reduce_sum_tensor, barrier,
                                           init_distributed, sync_buffers, wrap_ddp)
 from dynmm_edge.train.evaluate import depth_macs_per_path, evaluate
-from dynmm_edge.train.schedule import one_cycle_lr, temperature_at
+from dynmm_edge.train.schedule import cosine_lr, one_cycle_lr, temperature_at
 
 STATE_FILE = "state.pt"
 FINAL_FILE = "final.pt"
@@ -563,6 +563,9 @@ def _run_epoch(run: _Run, epoch: int, stage: str) -> dict:
         gen = torch.Generator().manual_seed(((cfg.seed * 1009 + epoch) * 7919 + bi) * 31 + info.rank)
         if stage in ("stage1", "stage2"):
             run.optimizer.param_groups[0]["lr"] = one_cycle_lr(epoch * n_batches + bi, n_s12 * n_batches, cfg.lr)
+        else:
+            run.optimizer.param_groups[0]["lr"] = cosine_lr((epoch - n_s12) * n_batches + bi,
+                                                            cfg.epochs_gate * n_batches, cfg.gate_lr)
         seg, res, cost, chosen, temp = _stage_losses(run, stage, batch, epoch, bi, n_batches, gen)
         if cost is not None:
             sums["cost"] += cost

@@ -11,6 +11,12 @@ Policies evaluated (masks per frame):
   entropy:F  training-free: top F of tiles by RGB-only prediction entropy (costs an extra RGB-only
              trunk pass, reported as extra_trunk_macs; its depth MACs are the same as share:F)
   oracle:F   top F of tiles by true per-tile gain (needs labels; an upper bound, not a policy)
+
+Region mode's own static choices are measured too (`region_static`): no tile active (the depth stem
+only) and every tile active (region execution's full depth). The region trunk is a copy fine-tuned
+for sparse depth, so these can differ from static paths 1 and 5; the front every region policy is
+judged against is the hull of BOTH sets (dense paths and region none/all), so no gain from the
+fine-tuning alone can pass for a gain from gating.
 """
 from typing import Dict, List, Sequence
 
@@ -23,6 +29,7 @@ from dynmm_edge.tiles import TileGrid, tile_entropy, top_share
 from dynmm_edge.train.evaluate import front_miou, front_points
 
 DEFAULT_POLICIES = ("gate:0.5", "share:0.2", "share:0.3", "share:0.4", "entropy:0.3", "entropy:0.4", "oracle:0.3")
+REGION_STATIC = {"none": "share:0", "all": "share:1"}  # region execution with no / every tile active
 
 
 def _masks(policy: str, net, grid: TileGrid, rgb, depth, labels, gate_logits, cache: Dict) -> np.ndarray:
@@ -51,7 +58,8 @@ def _masks(policy: str, net, grid: TileGrid, rgb, depth, labels, gate_logits, ca
 
 @torch.no_grad()
 def evaluate_region(net, dataset, class_names: Sequence[str], policies: Sequence[str] = DEFAULT_POLICIES,
-                    batch_size: int = 8, main_policy: str = "gate:0.5", static=None) -> Dict[str, object]:
+                    batch_size: int = 8, main_policy: str = "gate:0.5", static=None,
+                    progress: bool = False) -> Dict[str, object]:
     """{'static': {path: {...}}, 'region': {policy: {...}}, 'costs': table, 'front': [[cost, miou]...]}.
 
     `static` (path -> {miou, depth_macs_fraction}) from an eval that already ran every path skips
@@ -64,12 +72,16 @@ def evaluate_region(net, dataset, class_names: Sequence[str], policies: Sequence
     table = region_costs(net)
     full = float(table["full_depth_macs"])
     path_macs = costs.depth_path_macs(net)
-    policies = list(dict.fromkeys([main_policy, *policies]))
+    policies = list(dict.fromkeys([main_policy, *policies, *REGION_STATIC.values()]))
     cm_static = {k: np.zeros((nc, nc), np.int64) for k in net.paths}
     cm_region = {p: np.zeros((nc, nc), np.int64) for p in policies}
     macs_region = {p: [] for p in policies}
     share_region = {p: [] for p in policies}
-    for start in range(0, len(dataset), batch_size):
+    starts = range(0, len(dataset), batch_size)
+    if progress:
+        from tqdm import tqdm
+        starts = tqdm(starts, desc=f"region eval ({len(policies)} policies)", leave=False)
+    for start in starts:
         items = [dataset[i] for i in range(start, min(len(dataset), start + batch_size))]
         rgb = torch.stack([x["rgb"] for x in items])
         depth = torch.stack([x["depth"] for x in items])
@@ -87,7 +99,8 @@ def evaluate_region(net, dataset, class_names: Sequence[str], policies: Sequence
             for b in range(len(items)):
                 cm_region[p] += confusion_matrix(pred[b], lab[b], nc)
                 active = int(masks[b].sum())
-                macs_region[p].append(region_depth_macs(table, active) + table["gate_macs"])
+                gate = 0 if p in REGION_STATIC.values() else table["gate_macs"]  # fixed choices need no gate
+                macs_region[p].append(region_depth_macs(table, active) + gate)
                 share_region[p].append(active / grid.count)
     if static is None:
         static = {}
@@ -95,30 +108,38 @@ def evaluate_region(net, dataset, class_names: Sequence[str], policies: Sequence
             r = metrics_from_confusion(cm_static[k], class_names)
             static[str(k)] = {"miou": r["miou"], "depth_macs_mean": float(path_macs[k]),
                               "depth_macs_fraction": float(path_macs[k]) / full}
-    points = front_points([v["depth_macs_fraction"] for v in static.values()], [v["miou"] for v in static.values()])
-    region = {}
+    measured = {}
     for p in policies:
         r = metrics_from_confusion(cm_region[p], class_names)
-        frac = float(np.mean(macs_region[p])) / full
-        entry = {"miou": r["miou"], "depth_macs_mean": float(np.mean(macs_region[p])), "depth_macs_fraction": frac,
-                 "active_tile_share": float(np.mean(share_region[p])), "front_miou": front_miou(points, frac)}
+        measured[p] = {"miou": r["miou"], "depth_macs_mean": float(np.mean(macs_region[p])),
+                       "depth_macs_fraction": float(np.mean(macs_region[p])) / full,
+                       "active_tile_share": float(np.mean(share_region[p]))}
+    region_static = {name: measured[p] for name, p in REGION_STATIC.items()}
+    fixed = list(static.values()) + list(region_static.values())
+    points = front_points([v["depth_macs_fraction"] for v in fixed], [v["miou"] for v in fixed])
+    region = {}
+    for p in dict.fromkeys([main_policy, *policies]):
+        if p in REGION_STATIC.values() and p != main_policy:
+            continue
+        entry = dict(measured[p], front_miou=front_miou(points, measured[p]["depth_macs_fraction"]))
         entry["front_delta"] = entry["miou"] - entry["front_miou"]
         if p.startswith("entropy:"):
             entry["extra_trunk_macs"] = "one RGB-only trunk pass per frame (path 0) for the entropy map"
         region[p] = entry
-    return {"static": static, "region": region, "region_policy": main_policy, "costs": table,
-            "front": [list(pt) for pt in points], "frames": len(dataset)}
+    return {"static": static, "region": region, "region_static": region_static, "region_policy": main_policy,
+            "costs": table, "front": [list(pt) for pt in points], "frames": len(dataset)}
 
 
 def add_region_report(report: Dict[str, object], net, dataset, class_names, batch_size: int = 8,
-                      main_policy: str = "gate:0.5") -> Dict[str, object]:
+                      main_policy: str = "gate:0.5", progress: bool = False) -> Dict[str, object]:
     """eval hook: modes.region (main policy), static.<path> (kept if already present), region_policies."""
     r = evaluate_region(net, dataset, class_names, batch_size=batch_size, main_policy=main_policy,
-                        static=report.get("static") or None)
+                        static=report.get("static") or None, progress=progress)
     report.setdefault("static", {}).update({k: v for k, v in r["static"].items()
                                              if k not in report.get("static", {})})
     report.setdefault("modes", {})["region"] = dict(r["region"][main_policy], policy=main_policy)
     report["region_policies"] = r["region"]
+    report["region_static"] = r["region_static"]
     report["region_costs"] = r["costs"]
     report["static_front"] = r["front"]
     return report

@@ -24,3 +24,11 @@ def one_cycle_lr(step: int, total_steps: int, max_lr: float, pct_start: float = 
     rest = max(total_steps - warm - 1, 1)
     frac = (step - warm) / float(rest)
     return float(end_lr + (max_lr - end_lr) * (1 + math.cos(math.pi * frac)) / 2)
+
+
+def cosine_lr(step: int, total_steps: int, max_lr: float) -> float:
+    """Cosine decay max_lr -> 0 over `total_steps` (the gate stage: its last epochs settle instead of
+    jumping between near-equal decisions, which made the learned cost split vary run to run)."""
+    total_steps = max(int(total_steps), 1)
+    frac = min(max(int(step), 0), total_steps) / float(total_steps)
+    return float(max_lr * (1 + math.cos(math.pi * frac)) / 2)

@@ -21,7 +21,8 @@ def region_model(tmp_path_factory):
     from dynmm_edge.model.presets import get_preset
 
     torch.manual_seed(0)
-    net = DynMMNet(get_preset("tiny-test").replace(height=64, width=128, region_tile=32)).eval()
+    cfg = get_preset("tiny-test").replace(height=64, width=128, region_tile=32, region_gate_cues=True)
+    net = DynMMNet(cfg).eval()
     meta = default_meta("tiny-test")
     meta["preprocess"] = dict(meta["preprocess"], height=64, width=128)
     return export_model((net, meta), tmp_path_factory.mktemp("rt") / "model")

@@ -111,3 +111,25 @@ def test_region_forward_without_region_gate_is_a_clear_error():
     net = DynMMNet(get_preset("tiny-test")).eval()
     with pytest.raises(ValueError, match="no region gate"):
         region_forward(net, torch.zeros(1, 3, 64, 64), torch.zeros(1, 1, 64, 64), torch.ones(1, 2, 2))
+
+
+def test_cue_region_gate_reads_cached_inputs_like_whole_frames_and_rejects_a_gateless_model():
+    """The region stage trains the gate on cached 1/4 maps: score(inputs(x)) must be forward(x)."""
+    torch.manual_seed(0)
+    net = DynMMNet(get_preset("tiny-test").replace(height=64, width=128, region_tile=32, region_gate_cues=True)).eval()
+    rgb, depth = torch.rand(2, 3, 64, 128), torch.rand(2, 1, 64, 128)
+    gate = net.region.gate
+    logits = gate(rgb, depth)
+    assert logits.shape == (2, 2, 4)
+    assert torch.equal(gate.score(gate.inputs(rgb, depth)), logits)
+    assert gate.inputs(rgb, depth).shape == (2, 10, 16, 32)  # the 10 cue maps at 1/4
+    with pytest.raises(ValueError, match="region_gate_cues.*needs a region gate"):
+        get_preset("tiny-test").replace(region_gate_cues=True)
+
+
+def test_branch_params_leave_the_region_head_to_the_region_branches():
+    from dynmm_edge.model.costs import branch_params
+    torch.manual_seed(0)
+    cfg = get_preset("tiny-test").replace(height=64, width=128)
+    dense, region = DynMMNet(cfg), DynMMNet(cfg.replace(region_tile=32))
+    assert branch_params(region) == branch_params(dense)  # the trunk does not absorb region.*

@@ -52,14 +52,16 @@ def test_budget_lands_on_target_and_on_or_above_the_front(records, target):
 
 
 def test_budget_gate_floor_keeps_the_gates_cheap_choices(records):
-    pol = BudgetPolicy(0.5, gate_floor=0.5).bind(records["paths"], records["cost"])
-    choice, cost, _ = _replay(pol, records)
-    lo, _ = adjacent_pair(records["cost"], 0.5)
+    # at 0.35 the floored frames leave room to hold the target (at 0.5 on this gate they do not: the
+    # upper path 3 cannot make up for 59 floored frames, the mean lands at 0.43; docs/TRAINING.md)
+    pol = BudgetPolicy(0.35, gate_floor=0.5).bind(records["paths"], records["cost"])
+    choice, cost, miou = _replay(pol, records)
+    lo, _ = adjacent_pair(records["cost"], 0.35)
     p = np.exp(records["logits"] - records["logits"].max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     below = records["cost"][choice] < records["cost"][lo]
     assert below.any() and np.all(p[below, choice[below]] >= 0.5) and np.all(p.argmax(1)[below] == choice[below])
-    assert abs(cost - 0.5) <= 0.02
+    assert abs(cost - 0.35) <= 0.02 and miou >= _front_at(records, cost)
 
 
 def test_budget_orders_frames_by_the_gates_preference(records):

@@ -49,6 +49,7 @@ def _tiny_cfg(tmp_path, **kw):
 
 def test_argmin_gate_stage_learns_from_targets_and_logs_them(tmp_path):
     from dynmm_edge.train.loop import train
+    from dynmm_edge.train.schedule import cosine_lr
 
     res = train(_tiny_cfg(tmp_path, gate_objective="argmin", gate_frame_loss="pixel_error", budget=0.4,
                           gate_cues=True))
@@ -57,6 +58,8 @@ def test_argmin_gate_stage_learns_from_targets_and_logs_them(tmp_path):
     assert sum(tg[0]["target_histogram"].values()) == 16
     gate_epochs = [h for h in res["history"] if h["type"] == "epoch" and h["stage"] == "gate"]
     assert gate_epochs[-1]["seg_loss"] < gate_epochs[0]["seg_loss"]  # CE to the targets goes down
+    # the gate stage's learning rate decays (cosine over its steps; 2 batches per epoch here)
+    assert gate_epochs[0]["lr"] == pytest.approx(cosine_lr(1, 4, 1e-2)) and gate_epochs[1]["lr"] == pytest.approx(cosine_lr(3, 4, 1e-2))
     assert res["model"].config.gate_cues
 
 

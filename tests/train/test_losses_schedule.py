@@ -80,3 +80,11 @@ def test_oracle_paths_pick_cheapest_path_within_tolerance():
                         [0.30, 0.30, 0.30, 0.30, 0.30, 0.30]])  # depth does not help: path 0
     assert oracle_paths(per, 0.02).tolist() == [2, 5, 0]
     assert oracle_paths(per, 0.5).tolist() == [0, 1, 0]
+
+
+def test_cosine_lr_decays_from_the_peak_to_zero_and_clamps():
+    from dynmm_edge.train.schedule import cosine_lr
+    lrs = [cosine_lr(s, 100, 1e-2) for s in range(101)]
+    assert lrs[0] == pytest.approx(1e-2) and lrs[50] == pytest.approx(5e-3) and lrs[100] == pytest.approx(0.0)
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert cosine_lr(-5, 100, 1e-2) == pytest.approx(1e-2) and cosine_lr(500, 100, 1e-2) == pytest.approx(0.0)

@@ -15,16 +15,20 @@ DATA = "synthetic://?frames=8&hard_fraction=0.5&seed=3"
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("region_stage")
-    cfg = RegionTrainConfig(init_from="tiny-test", out=str(out), data=DATA, epochs=1, batch_size=4, threads=1)
+    cfg = RegionTrainConfig(init_from="tiny-test", out=str(out), data=DATA, epochs=1, batch_size=4, gate_epochs=3,
+                            gate_batch_size=4, threads=1)
     return train_region(cfg), out
 
 
 def test_stage_trains_only_the_region_head(trained):
     result, out = trained
-    assert result["steps"] == 2
+    assert result["steps"] == 2 + 3 * 2  # tile stages: 1 epoch x 2 batches; gate: 3 epochs x 2 batches
     net, meta = load_model(result["final"])
-    assert net.config.region_tile == 32 and net.region is not None
+    assert net.config.region_tile == 32 and net.region is not None and net.config.region_gate_cues
     assert meta["train"]["region"]["epochs"] == 1
+    assert meta["train"]["region"]["derived_price"] == pytest.approx(result["price"])
+    # the gate trained in training mode: its BatchNorm statistics left their initial values
+    assert not torch.equal(net.region.gate.body[0].bn.running_mean, torch.zeros_like(net.region.gate.body[0].bn.running_mean))
     sd = net.state_dict()
     # the tile stages started as copies of the dense stages and moved; the dense stages did not
     moved = any(not torch.equal(sd[f"region.layers.0.{k}"], sd[f"encoder_depth.layer1.{k}"])
@@ -45,6 +49,17 @@ def test_dense_weights_are_bit_identical_to_the_init(tmp_path):
     sd = after.state_dict()
     for k, v in net.state_dict().items():
         assert torch.equal(sd[k], v), k
+
+
+def test_price_is_the_gain_quantile_that_the_keep_share_exceeds():
+    from dynmm_edge.train.region import price_for
+    gains = torch.arange(100, dtype=torch.float32).reshape(4, 5, 5) / 100
+    cfg = RegionTrainConfig(init_from="x", out="o", keep=0.3)
+    price = price_for(gains, cfg)
+    assert float((gains > price).float().mean()) == pytest.approx(0.3)
+    assert price_for(gains, RegionTrainConfig(init_from="x", out="o", price=0.5)) == 0.5
+    with pytest.raises(ValueError, match="keep share"):
+        RegionTrainConfig(init_from="x", out="o", keep=1.0)
 
 
 def test_training_masks_follow_the_per_frame_share():
@@ -86,6 +101,16 @@ def test_eval_writes_region_mode_and_every_static_path(trained, tmp_path):
     assert sorted(rep["static"]) == ["0", "1", "2", "3", "4", "5"]
     assert rep["static"]["5"]["depth_macs_mean"] == rep["region_costs"]["full_depth_macs"]
     assert "entropy:0.3" in rep["region_policies"] and "region " in r.stdout
+    # region execution's own fixed choices: no tile (the depth stem only) and every tile, no gate MACs
+    none, every = rep["region_static"]["none"], rep["region_static"]["all"]
+    assert none["active_tile_share"] == 0.0 and every["active_tile_share"] == 1.0
+    assert none["depth_macs_mean"] == rep["region_costs"]["dense_macs"]
+    assert "share:0" not in rep["region_policies"] and "share:1" not in rep["region_policies"]
+    # the front region policies are judged against is the hull of the dense paths AND region none/all
+    fixed = list(rep["static"].values()) + [none, every]
+    hull = front_points([v["depth_macs_fraction"] for v in fixed], [v["miou"] for v in fixed])
+    assert rep["static_front"] == [list(pt) for pt in hull]
+    assert region["front_miou"] == pytest.approx(front_miou(hull, region["depth_macs_fraction"]))
 
 
 def test_graft_region_composes_with_a_gate_retrofit_and_refuses_other_changes(trained, tmp_path):
