@@ -86,9 +86,11 @@ def format_summary(report) -> str:
         if "path_histogram" in m:
             lines.append("              paths " + " ".join(f"{p}:{c}" for p, c in m["path_histogram"].items()))
     for kind, k in report["by_kind"].items():
+        region = (f"  region {100 * k['region']['miou']:6.2f} (cost {k['region']['depth_macs_fraction']:.2f})"
+                  if "region" in k else "")
         lines.append(f"kind {kind:12s} {k['frames']:4d} frames  dynamic {100 * k['dynamic']['miou']:6.2f} "
                      f"(cost {k['dynamic']['depth_macs_fraction']:.2f})  rgb {100 * k['rgb_only']['miou']:6.2f}  "
-                     f"full {100 * k['full_depth']['miou']:6.2f}")
+                     f"full {100 * k['full_depth']['miou']:6.2f}{region}")
     return "\n".join(lines)
 
 

@@ -47,3 +47,7 @@ done
 dynmm-edge eval dynmm_edge/assets/demo_model/model.pt \
   --source 'synthetic://?frames=200&hard_fraction=0.3&seed=4242&world=1' \
   --json docs/results/demo_eval_world1.json --png docs/results/demo_sweep_world1.png --threads 1
+# world 1 wants more depth per tile than world 2: the region gate's threshold 0.3 there (docs/REGIONS.md)
+dynmm-edge eval dynmm_edge/assets/demo_model/model.pt \
+  --source 'synthetic://?frames=200&hard_fraction=0.3&seed=4242&world=1' --region-policy gate:0.3 \
+  --json docs/results/demo_eval_world1_region03.json --threads 1

@@ -182,10 +182,7 @@ def _train_tiles(net, ds, gains, cfg: RegionTrainConfig, log, t0) -> int:
         for idx, b in _frames(ds, torch.randperm(len(ds), generator=gen).tolist(), cfg.batch_size):
             masks = training_masks(gains[torch.tensor(idx)], cfg, gen)
             loss = segmentation_loss(region_forward(net, b["rgb"], b["depth"], masks), b["labels"])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            _step(opt, sched, loss)
             step += 1
             _record(log, cfg, {"part": "tiles", "epoch": epoch, "step": step, "seg_ce": float(loss.detach()),
                                "active_share": float(masks.mean())}, t0)
@@ -208,16 +205,20 @@ def _train_gate(net, inputs, gains, price: float, cfg: RegionTrainConfig, log, t
                 idx = order[start:start + bs]
                 keep = (gains[idx] > price).float()
                 loss = F.binary_cross_entropy_with_logits(gate.score(inputs[idx]), keep)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
+                _step(opt, sched, loss)
                 step += 1
                 _record(log, cfg, {"part": "gate", "epoch": epoch, "step": step, "gate_bce": float(loss.detach()),
                                    "keep_share": float(keep.mean())}, t0)
     finally:
         gate.eval()
     return step
+
+
+def _step(opt, sched, loss) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
 
 
 def _record(log, cfg: RegionTrainConfig, rec, t0) -> None:

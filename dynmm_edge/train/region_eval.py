@@ -77,6 +77,8 @@ def evaluate_region(net, dataset, class_names: Sequence[str], policies: Sequence
     cm_region = {p: np.zeros((nc, nc), np.int64) for p in policies}
     macs_region = {p: [] for p in policies}
     share_region = {p: [] for p in policies}
+    kind_cm: Dict[str, np.ndarray] = {}  # the main policy per kind of frame: where does it spend?
+    kind_macs: Dict[str, List[float]] = {}
     starts = range(0, len(dataset), batch_size)
     if progress:
         from tqdm import tqdm
@@ -102,6 +104,10 @@ def evaluate_region(net, dataset, class_names: Sequence[str], policies: Sequence
                 gate = 0 if p in REGION_STATIC.values() else table["gate_macs"]  # fixed choices need no gate
                 macs_region[p].append(region_depth_macs(table, active) + gate)
                 share_region[p].append(active / grid.count)
+                if p == main_policy:
+                    kind = items[b].get("kind", "all")
+                    kind_cm[kind] = kind_cm.get(kind, 0) + confusion_matrix(pred[b], lab[b], nc)
+                    kind_macs.setdefault(kind, []).append(macs_region[p][-1])
     if static is None:
         static = {}
         for k in net.paths:
@@ -126,8 +132,10 @@ def evaluate_region(net, dataset, class_names: Sequence[str], policies: Sequence
         if p.startswith("entropy:"):
             entry["extra_trunk_macs"] = "one RGB-only trunk pass per frame (path 0) for the entropy map"
         region[p] = entry
+    by_kind = {k: {"miou": metrics_from_confusion(kind_cm[k], class_names)["miou"],
+                   "depth_macs_fraction": float(np.mean(kind_macs[k])) / full} for k in sorted(kind_cm)}
     return {"static": static, "region": region, "region_static": region_static, "region_policy": main_policy,
-            "costs": table, "front": [list(pt) for pt in points], "frames": len(dataset)}
+            "costs": table, "front": [list(pt) for pt in points], "frames": len(dataset), "by_kind": by_kind}
 
 
 def add_region_report(report: Dict[str, object], net, dataset, class_names, batch_size: int = 8,
@@ -140,6 +148,8 @@ def add_region_report(report: Dict[str, object], net, dataset, class_names, batc
     report.setdefault("modes", {})["region"] = dict(r["region"][main_policy], policy=main_policy)
     report["region_policies"] = r["region"]
     report["region_static"] = r["region_static"]
+    for kind, entry in r["by_kind"].items():
+        report.setdefault("by_kind", {}).setdefault(kind, {})["region"] = entry
     report["region_costs"] = r["costs"]
     report["static_front"] = r["front"]
     return report

@@ -111,6 +111,11 @@ def test_eval_writes_region_mode_and_every_static_path(trained, tmp_path):
     hull = front_points([v["depth_macs_fraction"] for v in fixed], [v["miou"] for v in fixed])
     assert rep["static_front"] == [list(pt) for pt in hull]
     assert region["front_miou"] == pytest.approx(front_miou(hull, region["depth_macs_fraction"]))
+    # region mode per kind of frame: every kind present, frame-weighted costs average to the overall cost
+    kinds = rep["by_kind"]
+    assert all("region" in k for k in kinds.values())
+    mean = sum(k["frames"] * k["region"]["depth_macs_fraction"] for k in kinds.values()) / rep["frames"]
+    assert mean == pytest.approx(region["depth_macs_fraction"])
 
 
 def test_graft_region_composes_with_a_gate_retrofit_and_refuses_other_changes(trained, tmp_path):
