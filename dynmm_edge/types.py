@@ -45,8 +45,14 @@ class Result:
     logits: Optional[np.ndarray] = None
     tile_mask: Optional[np.ndarray] = None  # region mode: bool [rows, cols], True = depth ran on the tile
     tile_size: int = 0  # region mode: tile size in model-input px; the [rows, cols] grid spans the whole frame
+    tile_reused: Optional[np.ndarray] = None  # region mode with reuse=: bool [rows, cols], True = cached features fused
 
     @property
     def active_share(self) -> Optional[float]:
         """Share of tiles whose depth ran (region mode), else None."""
         return None if self.tile_mask is None else float(np.mean(self.tile_mask))
+
+    @property
+    def reused_share(self) -> Optional[float]:
+        """Share of tiles that fused cached depth features without running (region mode with reuse), else None."""
+        return None if self.tile_reused is None else float(np.mean(self.tile_reused))

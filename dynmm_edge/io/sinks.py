@@ -100,7 +100,8 @@ class _Renderer:
                  f"frame {result.frame_id}  path {result.path}  depth {result.depth_macs / 1e9:.2f} GMAC",
                  f"depth compute skipped: {share:4.1f}%"]
         if result.tile_mask is not None:
-            lines.append(f"depth tiles active: {100.0 * result.active_share:4.1f}%")
+            lines.append(f"depth tiles active: {100.0 * result.active_share:4.1f}%"
+                         + (f", reused {100.0 * result.reused_share:4.1f}%" if result.reused_share is not None else ""))
         return lines
 
     def render(self, result: Result) -> np.ndarray:
@@ -373,6 +374,8 @@ class JsonlSink(Sink):
             rec["bad_frames"] = int(frame.meta["bad_frames_before"])
         if result.tile_mask is not None:  # region mode
             rec["active_share"] = float(result.active_share)
+            if result.reused_share is not None:
+                rec["reused_share"] = float(result.reused_share)
             rec["tile_mask"] = np.asarray(result.tile_mask, dtype=np.uint8).tolist()
         if self.gate_probs and result.gate_probs is not None:
             rec["gate_probs"] = np.asarray(result.gate_probs, dtype=np.float64).tolist()

@@ -265,7 +265,8 @@ class LatencyBudgetPolicy(GatePolicy):
 
 _USAGE = ("use argmax, bias:B (B > 0 = more depth, nats per unit depth cost), hysteresis:M[+bias:B] (M >= 0), "
           "fixed:full|rgb|N, budget:F (F in [0, 1]), budget-ms:MS (MS > 0), "
-          "region:T (T in [0, 1]), region-share:F or region-entropy:F (F in [0, 1])")
+          "region:T (T in [0, 1]), region-share:F or region-entropy:F (F in [0, 1]), each optionally "
+          "with ,reuse=TAU[,max_age=N] (temporal tile reuse)")
 
 
 def make_policy(spec: str) -> GatePolicy:

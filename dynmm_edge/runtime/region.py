@@ -25,14 +25,19 @@ class RegionPolicy(GatePolicy):
     """region:T (learned gate, keep sigmoid > T), region-share:F (top F of tiles by the gate),
     region-entropy:F (top F by RGB-only prediction entropy; training-free, costs an RGB-only pass)."""
 
-    def __init__(self, kind: str, value: float):
+    def __init__(self, kind: str, value: float, reuse: float = 0.0, max_age: int = 30):
         if kind not in REGION_KINDS.values():
             raise DynMMError(f"region policy kind {kind!r} unknown")
         label = "threshold" if kind == "gate" else "tile share"
         value = float(value)
         if not 0.0 <= value <= 1.0:  # NaN fails this too
             raise DynMMError(f"policy {self._spec(kind, value)}: {label} must be in [0, 1], got {value:g}")
-        self.kind, self.value = kind, value
+        reuse = float(reuse)
+        if not 0.0 <= reuse < float("inf"):
+            raise DynMMError(f"policy {self._spec(kind, value)}: reuse must be a depth change >= 0, got {reuse:g}")
+        if int(max_age) < 1:
+            raise DynMMError(f"policy {self._spec(kind, value)}: max_age must be >= 1 frame, got {max_age}")
+        self.kind, self.value, self.reuse, self.max_age = kind, value, reuse, int(max_age)
 
     @staticmethod
     def _spec(kind, value):
@@ -41,7 +46,7 @@ class RegionPolicy(GatePolicy):
 
     @property
     def name(self):
-        return self._spec(self.kind, self.value)
+        return self._spec(self.kind, self.value) + (f",reuse={self.reuse:g}" if self.reuse else "")
 
     @property
     def needs_gate(self) -> bool:
@@ -63,14 +68,86 @@ class RegionPolicy(GatePolicy):
 
 
 def make_region_policy(spec: str) -> RegionPolicy:
+    """'region:0.5', 'region-share:0.3', ... with optional ',reuse=TAU[,max_age=N]' (temporal tile reuse)."""
     name, _, arg = spec.strip().partition(":")
     if name not in REGION_KINDS:
         raise DynMMError(f"unknown region policy {spec!r}; use region:THRESHOLD, region-share:F or region-entropy:F")
+    value, *options = arg.split(",")
     try:
-        value = float(arg)
+        value = float(value)
     except ValueError:
         raise DynMMError(f"policy {spec!r}: expected a number in [0, 1] after ':'") from None
-    return RegionPolicy(REGION_KINDS[name], value)
+    kw = {}
+    for opt in options:
+        key, eq, text = opt.partition("=")
+        if key.strip() not in ("reuse", "max_age") or not eq:
+            raise DynMMError(f"policy {spec!r}: unknown option {opt!r}; region options are reuse=TAU and max_age=N")
+        try:
+            kw[key.strip()] = float(text) if key.strip() == "reuse" else int(text)
+        except ValueError:
+            raise DynMMError(f"policy {spec!r}: {key.strip()} needs a number, got {text!r}") from None
+    return RegionPolicy(REGION_KINDS[name], value, **kw)
+
+
+class TileCache:
+    """Temporal tile reuse (BlockCopy-style): the last computed depth features of each tile, and the depth
+    the tile had then (its signature: the tile's depth average-pooled by 8).
+
+    Per frame, a tile whose depth moved by at most `tau` (mean |change| of its signature, in preprocessed
+    depth units) since its features were computed, and whose features are younger than `max_age` frames,
+    REUSES them instead of running: a tile the policy keeps skips its depth stages, and a tile the policy
+    skips fuses its old features instead of nothing. Exact for halo-free tiles (a tile's features depend
+    on its own window only), so the executor refuses it for halo tiles.
+    """
+
+    def __init__(self, grid: TileGrid, tau: float, max_age: int):
+        self.grid, self.tau, self.max_age = grid, float(tau), int(max_age)
+        self.valid = np.zeros((grid.rows, grid.cols), bool)
+        self.age = np.zeros((grid.rows, grid.cols), np.int64)
+        self.sig = None
+        self.maps: Dict[str, np.ndarray] = {}
+
+    def signature(self, depth: np.ndarray) -> np.ndarray:
+        g, k = self.grid, 8
+        d = np.asarray(depth, np.float32).reshape(g.rows, g.tile // k, k, g.cols, g.tile // k, k)
+        return d.mean(axis=(2, 5)).transpose(0, 2, 1, 3)  # [rows, cols, tile/8, tile/8]
+
+    def plan(self, keep: np.ndarray, sig: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(compute, reuse) bool [rows, cols] masks for this frame's kept tiles `keep`."""
+        fresh = self.valid & (self.age < self.max_age)
+        if self.sig is not None:
+            fresh &= np.abs(sig - self.sig).mean(axis=(2, 3)) <= self.tau
+        return keep & ~fresh, fresh
+
+    def update(self, feats: Dict[str, np.ndarray], strides: Dict[str, int], compute: np.ndarray,
+               reuse: np.ndarray, sig: np.ndarray) -> Dict[str, np.ndarray]:
+        """Fill the reused tiles of this frame's maps from the cache, store the computed ones; returns the maps
+        the trunk gets (a stage no tile ran or reused through stays absent: the bound zeros stand in)."""
+        g = self.grid
+        out = {}
+        for name, stride in strides.items():
+            t = g.tile // stride
+            cur = feats.get(name)
+            old = self.maps.get(name)
+            if cur is None and (old is None or not reuse.any()):
+                continue
+            if cur is None:
+                cur = np.zeros_like(old)
+            for r, c in zip(*np.nonzero(reuse)):
+                cur[..., r * t:(r + 1) * t, c * t:(c + 1) * t] = old[..., r * t:(r + 1) * t, c * t:(c + 1) * t]
+            if old is None:
+                old = np.zeros_like(cur)
+            for r, c in zip(*np.nonzero(compute)):
+                old[..., r * t:(r + 1) * t, c * t:(c + 1) * t] = cur[..., r * t:(r + 1) * t, c * t:(c + 1) * t]
+            self.maps[name] = old
+            out[name] = cur
+        if self.sig is None:
+            self.sig = sig.copy()
+        self.sig[compute] = sig[compute]
+        self.valid |= compute
+        self.age += 1
+        self.age[compute] = 0
+        return out
 
 
 class RegionExecutor:
@@ -84,6 +161,23 @@ class RegionExecutor:
         self.grid = TileGrid(self.spec.tile, m.height, m.width)
         self.zero_feeds = {n: session.backend.zeros(t.concrete(1), t.dtype) for n, t in plan.zero_features.items()}
         self.static_shapes = bool(getattr(session.backend, "static_shapes", False))
+        self.cache: Optional[TileCache] = None
+        self.last_reused = np.zeros((self.grid.rows, self.grid.cols), bool)  # the last frame's reused tiles
+
+    def reset(self) -> None:
+        """Forget reused tiles (a new sequence, or a new policy)."""
+        self.cache = None
+
+    def _cache_for(self, policy: RegionPolicy) -> Optional[TileCache]:
+        if not policy.reuse:
+            return None
+        if any(st.halo for st in self.spec.stages):
+            raise DynMMError(f"policy {policy.name}: tile reuse needs halo-free tiles (this model's tile stages "
+                             f"have halos {[st.halo for st in self.spec.stages]})")
+        c = self.cache
+        if c is None or (c.tau, c.max_age) != (policy.reuse, policy.max_age):
+            self.cache = c = TileCache(self.grid, policy.reuse, policy.max_age)
+        return c
 
     def scores(self, policy: RegionPolicy, feeds, rgb, depth, times, ran) -> np.ndarray:
         s, spec = self.s, self.spec
@@ -134,14 +228,21 @@ class RegionExecutor:
             mask = policy.tiles(scores)
             times["policy"] = (time.perf_counter() - t0) * 1e3
         mask = np.asarray(mask, dtype=bool).reshape(self.grid.rows, self.grid.cols)
+        cache, reused = self._cache_for(policy), np.zeros_like(mask)
+        if cache is not None:
+            sig = cache.signature(depth)
+            mask, reused = cache.plan(mask, sig)
         stem_in = {t.name: feeds[t.name] for t in s.manifest.branch(spec.stem_branch).inputs}
         d0_dev = s._run(spec.stem_branch, stem_in, times)[spec.stem_output]
         d0 = s.backend.download(d0_dev)  # tiles are gathered on the host
         ran.append(spec.stem_branch)
         t0 = time.perf_counter()
         feats = self.run_stages(d0, self.grid.ids_of(mask), times, ran)
+        if cache is not None:
+            feats = cache.update(feats, {st.feature: st.out_stride for st in spec.stages}, mask, reused, sig)
+        fused = mask | reused  # the trunk's masked SE pools over every tile that carries features
         trunk = {"rgb": feeds["rgb"], spec.stem_output: d0_dev,
-                 spec.mask_input: s.backend.upload(mask[None].astype(np.float32)), **self.zero_feeds}
+                 spec.mask_input: s.backend.upload(fused[None].astype(np.float32)), **self.zero_feeds}
         trunk.update({k: s.backend.upload(v) for k, v in feats.items()})
         out = s._run(spec.trunk_branch, trunk, times)
         ran.append(spec.trunk_branch)
@@ -150,4 +251,5 @@ class RegionExecutor:
             outputs["logits"] = s.backend.download(out["logits"])
         times["infer_total"] = (time.perf_counter() - t_start) * 1e3
         times["tiles_total"] = (time.perf_counter() - t0) * 1e3
+        self.last_reused = reused
         return outputs, times, ran, mask

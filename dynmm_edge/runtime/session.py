@@ -72,6 +72,8 @@ class Session:
 
     def set_policy(self, policy) -> None:
         self.policy = self._bind_policy(policy)
+        if self.region is not None:
+            self.region.reset()  # reused tiles belong to the previous policy's decisions
 
     # ------------------------------------------------------------------------------------------
     def _run(self, name, feeds, times):
@@ -172,7 +174,8 @@ class Session:
                         path=self.manifest.full_path,
                         times_ms=times, branches_run=tuple(ran), depth_macs=macs,
                         depth_fraction=macs / max(float(spec.macs["full_depth_macs"]), 1.0), frame=frame,
-                        tile_mask=mask, tile_size=spec.tile)
+                        tile_mask=mask, tile_size=spec.tile,
+                        tile_reused=self.region.last_reused if self.policy.reuse else None)
         if return_logits:
             result.logits = outputs["logits"]
         self.frames += 1

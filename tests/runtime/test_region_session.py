@@ -97,9 +97,65 @@ def test_policies_produce_masks_and_result_carries_them(exported):
         assert r.tile_mask.sum() == 0 and "region_stage1" not in r.branches_run
 
 
+def test_tile_reuse_on_a_still_frame_runs_no_tile_twice_and_changes_nothing(exported):
+    """Temporal reuse: the same frame again computes no tile and gives the same logits; a tile whose depth
+    moved recomputes; a tile the policy skips fuses the features it had when it last ran."""
+    net, m = exported
+    rgb, depth = _inputs(2)
+    a = np.array([[True, False, True, False], [False, True, False, False]])
+    b = np.array([[False, False, True, False], [False, True, False, True]])
+    with Session(m, make_backend("ort", threads=1), policy="region:0.5,reuse=0.01") as s:
+        if region_spec(m).halo_mode != "none":
+            with pytest.raises(DynMMError, match="reuse needs halo-free tiles"):
+                s.run_region(rgb, depth, mask=a)
+            return
+        first, _, ran1, comp1 = s.run_region(rgb, depth, mask=a)
+        assert np.array_equal(comp1, a) and not s.region.last_reused.any() and "region_stage1" in ran1
+        again, _, ran2, comp2 = s.run_region(rgb, depth, mask=a)
+        assert not comp2.any() and np.array_equal(s.region.last_reused, a) and "region_stage1" not in ran2
+        assert np.abs(again["logits"] - first["logits"]).max() < 1e-6
+        moved = depth.copy()
+        moved[..., 32:64, 96:128] += 1.0  # tile (1, 3)
+        out, _, _, comp3 = s.run_region(rgb, moved, mask=b)
+        assert comp3.tolist() == [[False] * 4, [False, False, False, True]]  # (0,2), (1,1) reused, (1,3) moved
+        assert np.array_equal(s.region.last_reused, a)  # (0,0) is skipped by b but still fuses its features
+        eager = region_forward(net, torch.from_numpy(rgb), torch.from_numpy(moved),
+                               torch.from_numpy((a | b)[None].astype(np.float32))).detach().numpy()
+        assert np.abs(out["logits"] - eager).max() > 1e-3  # tiles reused from the unmoved depth, not recomputed
+        s.set_policy("region:0.5,reuse=0.01")  # a new policy forgets the cache
+        _, _, _, comp4 = s.run_region(rgb, depth, mask=a)
+        assert np.array_equal(comp4, a)
+
+
+def test_tile_cache_expires_after_max_age_and_refreshes_moved_tiles():
+    from dynmm_edge.runtime.region import TileCache
+    from dynmm_edge.tiles import TileGrid
+    grid = TileGrid(32, 64, 128)
+    cache = TileCache(grid, tau=0.01, max_age=2)
+    depth = np.zeros((1, 1, 64, 128), np.float32)
+    keep = np.zeros((2, 4), bool)
+    keep[0, 0] = True
+    computed = []
+    for i in range(6):
+        sig = cache.signature(depth)
+        compute, reuse = cache.plan(keep, sig)
+        feats = {"f": np.full((1, 2, 4, 8), float(i), np.float32)} if compute.any() else {}
+        out = cache.update(feats, {"f": 16}, compute, reuse, sig)
+        computed.append(int(compute.sum()))
+        assert out["f"][0, :, 0:2, 0:2].min() == (i // 3) * 3  # a reused tile carries the features it ran with
+    assert computed == [1, 0, 0, 1, 0, 0]  # ran, reused twice, too old: ran again
+    depth[..., 0:32, 0:32] += 0.5  # the tile's depth moved: recompute at once
+    compute, _ = cache.plan(keep, cache.signature(depth))
+    assert compute[0, 0]
+
+
 @pytest.mark.parametrize("spec,msg", [("region:1.5", r"threshold must be in \[0, 1\]"),
                                       ("region-share:-0.1", r"tile share must be in \[0, 1\]"),
-                                      ("region:abc", "expected a number")])
+                                      ("region:abc", "expected a number"),
+                                      ("region:0.5,reuse=-1", "reuse must be a depth change >= 0"),
+                                      ("region:0.5,reuse=x", "reuse needs a number"),
+                                      ("region:0.5,ruse=0.1", "unknown option 'ruse=0.1'"),
+                                      ("region:0.5,reuse=0.1,max_age=0", "max_age must be >= 1")])
 def test_bad_region_policy_is_a_one_line_error(spec, msg):
     with pytest.raises(DynMMError, match=msg) as exc:
         make_policy(spec)
