@@ -37,9 +37,11 @@ def run(args) -> int:
                      progress=lambda msg: print(f"  {msg}"), import_options=import_options(args))
     print(f"exported {len(m.branches)} branches to {m.folder} ({m.width}x{m.height}, paths {list(m.path_values)}, "
           f"{len(m.classes)} classes)")
-    print(f"{'branch':<8} {'MMACs':>10} {'params':>10}")
+    width = max(len(b.name) for b in m.branches)
+    print(f"{'branch':<{width}} {'MMACs':>10} {'params':>10}")
     for b in m.branches:
-        print(f"{b.name:<8} {b.macs / 1e6:>10.1f} {b.params:>10d}")
+        per = "  per tile" if b.kind == "region" and b.name.startswith("region_stage") else ""
+        print(f"{b.name:<{width}} {b.macs / 1e6:>10.1f} {b.params:>10d}{per}")
     if m.extra.get("trained") is False:
         print(f"dynmm-edge export: warning: {m.folder} holds UNTRAINED random weights (manifest trained: false, "
               "default policy fixed:full); export a trained checkpoint for real use", file=sys.stderr)

@@ -67,7 +67,9 @@ def export_region(net, tmp: Path, opset: int, spec, say) -> Tuple[List[dict], di
         say(f"exporting region branch {name}")
         module.train(net.training)
         fp32 = stage_onnx(tmp, name, module, [examples[n] for n in inputs], inputs, outputs, opset, dynamic)
-        macs = {"region_gate": table["gate_macs"], "region_trunk": 0}.get(name, 0)
+        # per call of batch 1: the gate and trunk per frame, a tile stage per tile (window, halos included)
+        macs = {"region_gate": table["gate_macs"], "region_trunk": table["trunk_macs"],
+                **{f"region_stage{i + 1}": m for i, m in enumerate(table["per_tile_stage_macs"])}}[name]
         entries.append({"name": name, "kind": "region", "segment": None, "precision": "fp32",
                         "variants": {"fp32": fp32},
                         "inputs": [spec(n, examples[n], dynamic) for n in inputs],

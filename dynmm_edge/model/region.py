@@ -272,19 +272,23 @@ def region_costs(net) -> Dict[str, object]:
     g, head = net.region.grid, net.region
     mods = costs.module_macs(net)
     branches = costs.branch_macs(net)
-    per_tile, windows = 0.0, []
+    stage_tile, windows = [], []
     se = 0
     for j, i in enumerate(TILE_STAGES):
         stage = sum(v for k, v in mods.items() if k.startswith(f"encoder_depth.layer{i}."))
         se += sum(v for k, v in mods.items() if k.startswith(f"se_layer{i}.se_depth."))
         mh, mw, wh, ww = window_layout(g, STAGE_STRIDES[i - 1], head.halos[j])
-        per_tile += stage * (wh * ww) / (mh * mw)
+        stage_tile.append(stage * (wh * ww) / (mh * mw))
         windows.append([wh, ww])
     gate = _gate_macs(net)
     full = sum(branches[f"depth{i}"] for i in range(5))
+    se0 = sum(v for k, v in mods.items() if k.startswith("se_layer0.se_depth."))
     return {"tile": g.tile, "rows": g.rows, "cols": g.cols, "tiles": g.count, "halos": list(head.halos),
-            "windows": windows, "dense_macs": int(branches["depth0"]), "per_tile_macs": float(per_tile),
-            "se_macs": int(se), "gate_macs": int(gate), "full_depth_macs": int(full)}
+            "windows": windows, "dense_macs": int(branches["depth0"]), "per_tile_macs": float(sum(stage_tile)),
+            "per_tile_stage_macs": [float(m) for m in stage_tile], "se_macs": int(se), "gate_macs": int(gate),
+            "full_depth_macs": int(full),
+            # the region trunk: the dense trunk + both SE of fusion 0 + the masked depth SE of fusions 1..4
+            "trunk_macs": int(branches["trunk"] + se0 + se)}
 
 
 def region_depth_macs(table: Dict[str, object], active: int) -> float:

@@ -105,6 +105,27 @@ def test_costs_count_halos_and_dense_stem():
     assert region_depth_macs(none, 32) == pytest.approx(full, rel=1e-6)
     assert exact["per_tile_macs"] > 2 * none["per_tile_macs"]
     assert region_depth_macs(none, 0) == none["dense_macs"]
+    assert sum(none["per_tile_stage_macs"]) == pytest.approx(none["per_tile_macs"])
+
+
+def test_region_trunk_macs_are_what_its_forward_computes():
+    """The manifest's region_trunk MACs (region_costs trunk_macs) against a hook count of the trunk's forward."""
+    from dynmm_edge.model.costs import _module_macs
+    from dynmm_edge.model.region import region_trunk, sparse_depth_features
+    net = region_net("none")
+    count = [0]
+    hooks = [m.register_forward_hook(lambda mod, i, o: count.__setitem__(0, count[0] + _module_macs(mod, i, o)))
+             for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear, torch.nn.BatchNorm2d))]
+    rgb, depth = torch.rand(1, 3, 128, 256), torch.rand(1, 1, 128, 256)
+    mask = torch.ones(1, 4, 8)
+    with torch.no_grad():
+        d0 = net.depth_stage(0, depth)
+        sparse = sparse_depth_features(net, d0, mask)
+        count[0] = 0  # only the trunk
+        region_trunk(net, rgb, d0, sparse, mask)
+    for h in hooks:
+        h.remove()
+    assert region_costs(net)["trunk_macs"] == count[0]
 
 
 def test_region_forward_without_region_gate_is_a_clear_error():
