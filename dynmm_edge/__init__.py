@@ -26,7 +26,9 @@ def load(model="demo", backend="ort", **options):
       precision   "fp32" | "fp16" | "int8" or per kind/branch, e.g. "gate=fp16,depth=int8" (default: the
                   model folder's)
       policy      gate policy: "argmax", "bias:B", "hysteresis:M", "fixed:full|rgb|N", "budget:F",
-                  "budget-ms:MS" (default: the model's, argmax for a trained gate)
+                  "budget-ms:MS" (default: the model's, argmax for a trained gate); for a model with a
+                  region gate also "region:T", "region-share:F", "region-entropy:F", each with an optional
+                  ",reuse=TAU" (docs/REGIONS.md)
       threads     CPU threads (ort, torch)
       device      torch device, e.g. "cuda" (torch; default "cpu")
       fp16        run in half precision (torch on CUDA)
