@@ -1,4 +1,6 @@
-"""Tile gather / scatter on numpy (region-level depth gating; numpy only, no torch).
+"""Tile gather / scatter (region-level depth gating) on numpy arrays, or on torch tensors where they live
+(a GPU backend's feature maps stay on the device: only the index arithmetic runs on the host). This
+module imports numpy only; torch is touched only when a torch tensor is passed in.
 
 A tile grid cuts the input into T x T px tiles (T a multiple of 32, so every tile is whole at every
 encoder stride down to 1/32). A depth segment that runs per tile sees, for each active tile, a window
@@ -89,24 +91,33 @@ def window_origins(grid: TileGrid, ids, stride: int, halo: int) -> np.ndarray:
     return np.stack([wy, wx, ty, tx], axis=1)
 
 
-def gather(fmap: np.ndarray, grid: TileGrid, ids, stride: int, halo: int = 0) -> np.ndarray:
-    """[1, C, H, W] map -> [N, C, wh, ww] windows of the active tiles (N may be 0)."""
-    fmap = np.asarray(fmap)
+def is_tensor(x) -> bool:
+    """A torch tensor (checked by type, so numpy-only callers never import torch)."""
+    return type(x).__module__.startswith("torch")
+
+
+def zeros_like_map(like, shape):
+    """Zeros of `shape` with `like`'s dtype, on `like`'s device for a tensor."""
+    return like.new_zeros(tuple(shape)) if is_tensor(like) else np.zeros(shape, dtype=like.dtype)
+
+
+def gather(fmap, grid: TileGrid, ids, stride: int, halo: int = 0):
+    """[1, C, H, W] map -> [N, C, wh, ww] windows of the active tiles (N may be 0); numpy or torch."""
+    fmap = fmap if is_tensor(fmap) else np.asarray(fmap)
     mh, mw, wh, ww = window_layout(grid, stride, halo)
-    if fmap.ndim != 4 or fmap.shape[0] != 1 or fmap.shape[2:] != (mh, mw):
-        raise TileError(f"gather: map shape {fmap.shape} is not [1, C, {mh}, {mw}] (stride {stride})")
+    if fmap.ndim != 4 or fmap.shape[0] != 1 or tuple(fmap.shape[2:]) != (mh, mw):
+        raise TileError(f"gather: map shape {tuple(fmap.shape)} is not [1, C, {mh}, {mw}] (stride {stride})")
     org = window_origins(grid, ids, stride, halo)
-    out = np.empty((len(org), fmap.shape[1], wh, ww), dtype=fmap.dtype)
+    out = zeros_like_map(fmap, (len(org), fmap.shape[1], wh, ww))
     for n, (wy, wx, _, _) in enumerate(org):
         out[n] = fmap[0, :, wy:wy + wh, wx:wx + ww]
     return out
 
 
-def scatter(windows: np.ndarray, grid: TileGrid, ids, in_stride: int, out_stride: int, halo: int = 0,
-            out: np.ndarray = None) -> np.ndarray:
+def scatter(windows, grid: TileGrid, ids, in_stride: int, out_stride: int, halo: int = 0, out=None):
     """Crop each output window (computed from gather(..., in_stride, halo)) to its tile and place it in a
-    zero [1, C, H/out_stride, W/out_stride] map (or into `out`, which is zeroed first)."""
-    windows = np.asarray(windows)
+    zero [1, C, H/out_stride, W/out_stride] map (or into `out`, which is zeroed first); numpy or torch."""
+    windows = windows if is_tensor(windows) else np.asarray(windows)
     ids = np.asarray(ids, dtype=np.int64).reshape(-1)
     factor = out_stride // in_stride
     if factor < 1 or out_stride % in_stride:
@@ -117,11 +128,11 @@ def scatter(windows: np.ndarray, grid: TileGrid, ids, in_stride: int, out_stride
     if windows.shape[0] != len(ids):
         raise TileError(f"scatter: {windows.shape[0]} windows for {len(ids)} active tiles")
     if out is None:
-        out = np.zeros(shape, dtype=windows.dtype)
+        out = zeros_like_map(windows, shape)
     else:
-        if out.shape != shape:
-            raise TileError(f"scatter: output map {out.shape} is not {shape}")
-        out.fill(0)
+        if tuple(out.shape) != shape:
+            raise TileError(f"scatter: output map {tuple(out.shape)} is not {shape}")
+        out[...] = 0
     for n, (wy, wx, ty, tx) in enumerate(org):
         oy, ox = (ty - wy) // factor, (tx - wx) // factor
         out[0, :, ty // factor:ty // factor + t, tx // factor:tx // factor + t] = windows[n, :, oy:oy + t, ox:ox + t]

@@ -65,6 +65,7 @@ class TorchRunner(Runner):
 class TorchBackend(Backend):
     """Branch modules rebuilt from the folder's checkpoint; arrays are torch tensors on `device`."""
     name = "torch"
+    tiles_on_device = True  # region mode gathers/scatters tiles on these tensors (no host round trip)
 
     def __init__(self, device: str = "cpu", fp16: bool = False, cuda_graphs: bool = False,
                  threads: Optional[int] = None):

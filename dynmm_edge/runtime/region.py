@@ -5,9 +5,10 @@ tile stage: gather active windows (runtime.tiles), run the tile-batch engine, sc
 with the sparse depth maps and the mask. With halo 0 the stage outputs feed the next stage directly
 (the windows are the tiles); only the trunk's inputs are scattered.
 
-On ORT CPU the gather/scatter runs on host numpy. On GPU backends the same index arithmetic belongs
-on the device (docs/REGIONS.md: one index tensor upload per frame, gather/scatter kernels or
-in-engine Gather/ScatterND); the feature maps must not round-trip through the host.
+On ORT CPU the gather/scatter runs on host numpy. On the PyTorch backend (CPU or CUDA) the same index
+arithmetic slices the tensors where they live, so no feature map crosses to the host (only the tile
+mask, the gate's logits and the labels do). The TensorRT backend's buffers still go through the host
+(docs/REGIONS.md).
 """
 import time
 from typing import Dict, Optional, Tuple
@@ -16,7 +17,7 @@ import numpy as np
 
 from dynmm_edge.errors import DynMMError
 from dynmm_edge.runtime.policy import GatePolicy
-from dynmm_edge.tiles import TileGrid, bucket_for, gather, scatter, tile_entropy, top_share
+from dynmm_edge.tiles import TileGrid, bucket_for, gather, scatter, tile_entropy, top_share, zeros_like_map
 
 REGION_KINDS = {"region": "gate", "region-share": "share", "region-entropy": "entropy"}
 
@@ -132,11 +133,11 @@ class TileCache:
             if cur is None and (old is None or not reuse.any()):
                 continue
             if cur is None:
-                cur = np.zeros_like(old)
+                cur = zeros_like_map(old, old.shape)
             for r, c in zip(*np.nonzero(reuse)):
                 cur[..., r * t:(r + 1) * t, c * t:(c + 1) * t] = old[..., r * t:(r + 1) * t, c * t:(c + 1) * t]
             if old is None:
-                old = np.zeros_like(cur)
+                old = zeros_like_map(cur, cur.shape)
             for r, c in zip(*np.nonzero(compute)):
                 old[..., r * t:(r + 1) * t, c * t:(c + 1) * t] = cur[..., r * t:(r + 1) * t, c * t:(c + 1) * t]
             self.maps[name] = old
@@ -161,6 +162,9 @@ class RegionExecutor:
         self.grid = TileGrid(self.spec.tile, m.height, m.width)
         self.zero_feeds = {n: session.backend.zeros(t.concrete(1), t.dtype) for n, t in plan.zero_features.items()}
         self.static_shapes = bool(getattr(session.backend, "static_shapes", False))
+        # a backend whose arrays are torch tensors (CPU or CUDA) gathers and scatters them where they are;
+        # the others (ORT: host arrays) go through numpy on the host
+        self.on_device = bool(getattr(session.backend, "tiles_on_device", False))
         self.cache: Optional[TileCache] = None
         self.last_reused = np.zeros((self.grid.rows, self.grid.cols), bool)  # the last frame's reused tiles
 
@@ -193,8 +197,9 @@ class RegionExecutor:
         e = np.exp(logits - logits.max(axis=0, keepdims=True))
         return tile_entropy(e / e.sum(axis=0, keepdims=True), self.grid)
 
-    def run_stages(self, d0: np.ndarray, ids: np.ndarray, times, ran) -> Dict[str, np.ndarray]:
-        """Host feature maps of the stages that ran (none when no tile is active)."""
+    def run_stages(self, d0, ids: np.ndarray, times, ran) -> Dict[str, object]:
+        """Feature maps of the stages that ran (none when no tile is active): host arrays, or device tensors
+        when the backend's arrays are tensors (then no feature map crosses to the host)."""
         s, g = self.s, self.grid
         feats, x, windows = {}, d0, None
         if len(ids) == 0:
@@ -205,9 +210,12 @@ class RegionExecutor:
             if self.static_shapes:  # engines built for a few batch sizes: pad up to the bucket
                 b = bucket_for(n, self.spec.buckets)
                 if b > n:
-                    win = np.concatenate([win, np.zeros((b - n,) + win.shape[1:], win.dtype)])
-            y = s.backend.download(s._run(st.branch, {st.input: s.backend.upload(np.ascontiguousarray(win))},
-                                          times)[st.output])[:n]
+                    padded = zeros_like_map(win, (b,) + tuple(win.shape[1:]))
+                    padded[:n] = win
+                    win = padded
+            feed = win if self.on_device else s.backend.upload(np.ascontiguousarray(win))
+            y = s._run(st.branch, {st.input: feed}, times)[st.output]
+            y = (y if self.on_device else s.backend.download(y))[:n]
             ran.append(st.branch)
             x = scatter(y, g, ids, st.in_stride, st.out_stride, st.halo)
             feats[st.feature] = x
@@ -234,7 +242,7 @@ class RegionExecutor:
             mask, reused = cache.plan(mask, sig)
         stem_in = {t.name: feeds[t.name] for t in s.manifest.branch(spec.stem_branch).inputs}
         d0_dev = s._run(spec.stem_branch, stem_in, times)[spec.stem_output]
-        d0 = s.backend.download(d0_dev)  # tiles are gathered on the host
+        d0 = d0_dev if self.on_device else s.backend.download(d0_dev)  # gathered where the arrays live
         ran.append(spec.stem_branch)
         t0 = time.perf_counter()
         feats = self.run_stages(d0, self.grid.ids_of(mask), times, ran)
@@ -243,7 +251,7 @@ class RegionExecutor:
         fused = mask | reused  # the trunk's masked SE pools over every tile that carries features
         trunk = {"rgb": feeds["rgb"], spec.stem_output: d0_dev,
                  spec.mask_input: s.backend.upload(fused[None].astype(np.float32)), **self.zero_feeds}
-        trunk.update({k: s.backend.upload(v) for k, v in feats.items()})
+        trunk.update({k: v if self.on_device else s.backend.upload(v) for k, v in feats.items()})
         out = s._run(spec.trunk_branch, trunk, times)
         ran.append(spec.trunk_branch)
         outputs = {"labels": s.backend.download(out["labels"])}

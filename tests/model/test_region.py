@@ -154,3 +154,17 @@ def test_branch_params_leave_the_region_head_to_the_region_branches():
     cfg = get_preset("tiny-test").replace(height=64, width=128)
     dense, region = DynMMNet(cfg), DynMMNet(cfg.replace(region_tile=32))
     assert branch_params(region) == branch_params(dense)  # the trunk does not absorb region.*
+
+
+def test_gather_and_scatter_on_torch_tensors_equal_numpy_and_stay_tensors():
+    """The runtime gathers a torch backend's maps where they live: same windows and maps as numpy."""
+    grid = TileGrid(32, 64, 128)
+    fmap = np.random.default_rng(0).normal(size=(1, 3, 32, 64)).astype(np.float32)  # stride 2
+    ids = np.array([0, 5, 6])
+    for halo in (0, 4):
+        win_np, win_t = gather(fmap, grid, ids, 2, halo), gather(torch.from_numpy(fmap), grid, ids, 2, halo)
+        assert isinstance(win_t, torch.Tensor) and np.array_equal(win_t.numpy(), win_np)
+        out_np, out_t = scatter(win_np, grid, ids, 2, 2, halo), scatter(win_t, grid, ids, 2, 2, halo)
+        assert isinstance(out_t, torch.Tensor) and np.array_equal(out_t.numpy(), out_np)
+    empty = gather(torch.from_numpy(fmap), grid, np.array([], np.int64), 2, 0)
+    assert tuple(empty.shape) == (0, 3, 16, 16)

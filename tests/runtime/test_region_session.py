@@ -12,6 +12,7 @@ from dynmm_edge.model.region import region_forward
 from dynmm_edge.runtime.policy import make_policy
 from dynmm_edge.backends import make_backend
 from dynmm_edge.runtime.session import Session
+from dynmm_edge.tiles import is_tensor
 
 pytest.importorskip("onnxruntime")
 
@@ -188,8 +189,22 @@ def test_torch_backend_runs_region_mode(exported):
     net, m = exported
     rgb, depth = _inputs(2)
     mask = np.array([[False, True, True, False], [True, False, False, False]])
-    with Session(m, make_backend("torch"), policy="region-share:0.5") as s:
-        out, _, _, _ = s.run_region(rgb, depth, mask=mask)
+    backend = make_backend("torch")
+    downloaded = []
+    real_download = backend.download
+    backend.download = lambda x: downloaded.append(tuple(x.shape)) or real_download(x)
+    with Session(m, backend, policy="region-share:0.5") as s:
+        out, _, ran, _ = s.run_region(rgb, depth, mask=mask)
+        # tiles are gathered and scattered on the tensors where they live: no feature map to the host,
+        # only the trunk's labels and logits (the mask was given, so not even the gate's logits)
+        assert downloaded == [(1, 64, 128), (1, 8, 64, 128)] and "region_stage4" in ran
+        if region_spec(m).halo_mode == "none":  # reuse (halo-free tiles only) keeps its cache there too
+            downloaded.clear()
+            s.set_policy("region:0.0,reuse=0.01")  # every tile, then every tile reused
+            s.run_region(rgb, depth)
+            s.run_region(rgb, depth)
+            assert downloaded == [(1, 2, 4), (1, 64, 128), (1, 8, 64, 128)] * 2
+            assert s.region.last_reused.all() and all(is_tensor(v) for v in s.region.cache.maps.values())
     eager = region_forward(net, torch.from_numpy(rgb), torch.from_numpy(depth),
                            torch.from_numpy(mask[None].astype(np.float32))).detach().numpy()
     assert np.abs(np.asarray(out["logits"]) - eager).max() < 1e-4
