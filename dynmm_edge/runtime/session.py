@@ -175,7 +175,7 @@ class Session:
                         times_ms=times, branches_run=tuple(ran), depth_macs=macs,
                         depth_fraction=macs / max(float(spec.macs["full_depth_macs"]), 1.0), frame=frame,
                         tile_mask=mask, tile_size=spec.tile,
-                        tile_reused=self.region.last_reused if self.policy.reuse else None)
+                        tile_reused=self.region.last_reused if getattr(self.policy, "reuse", 0.0) else None)
         if return_logits:
             result.logits = outputs["logits"]
         self.frames += 1

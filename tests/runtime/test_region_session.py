@@ -66,11 +66,12 @@ def test_all_tiles_active_equals_full_path_on_ort_for_exact_halos(exported):
         assert np.abs(out["logits"] - full["logits"]).max() < 1e-4
 
 
-def test_partial_mask_on_ort_equals_eager(exported):
+@pytest.mark.parametrize("policy", ["region-share:0.3", "argmax"])  # bench runs explicit masks under any policy
+def test_partial_mask_on_ort_equals_eager(exported, policy):
     net, m = exported
     rgb, depth = _inputs(1)
     mask = np.array([[True, False, False, True], [False, True, False, False]])
-    with Session(m, make_backend("ort", threads=1), policy="region-share:0.3") as s:
+    with Session(m, make_backend("ort", threads=1), policy=policy) as s:
         out, _, ran, _ = s.run_region(rgb, depth, mask=mask)
     eager = region_forward(net, torch.from_numpy(rgb), torch.from_numpy(depth),
                            torch.from_numpy(mask[None].astype(np.float32))).detach().numpy()
