@@ -101,12 +101,29 @@ def zeros_like_map(like, shape):
     return like.new_zeros(tuple(shape)) if is_tensor(like) else np.zeros(shape, dtype=like.dtype)
 
 
+def _permute(x, axes):
+    return x.permute(*axes) if is_tensor(x) else x.transpose(axes)
+
+
+def _index(ids, like):
+    """Tile ids as an index for `like` (a device tensor wants its index on the same device)."""
+    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if is_tensor(like):
+        import torch
+        return torch.from_numpy(ids).to(like.device)
+    return ids
+
+
 def gather(fmap, grid: TileGrid, ids, stride: int, halo: int = 0):
     """[1, C, H, W] map -> [N, C, wh, ww] windows of the active tiles (N may be 0); numpy or torch."""
     fmap = fmap if is_tensor(fmap) else np.asarray(fmap)
     mh, mw, wh, ww = window_layout(grid, stride, halo)
     if fmap.ndim != 4 or fmap.shape[0] != 1 or tuple(fmap.shape[2:]) != (mh, mw):
         raise TileError(f"gather: map shape {tuple(fmap.shape)} is not [1, C, {mh}, {mw}] (stride {stride})")
+    if halo == 0:  # windows are the tiles: one reshape and one indexed copy, no per-tile loop
+        c, t = fmap.shape[1], grid.tile // stride
+        tiles = _permute(fmap.reshape(c, grid.rows, t, grid.cols, t), (1, 3, 0, 2, 4)).reshape(grid.count, c, t, t)
+        return tiles[_index(ids, fmap)]
     org = window_origins(grid, ids, stride, halo)
     out = zeros_like_map(fmap, (len(org), fmap.shape[1], wh, ww))
     for n, (wy, wx, _, _) in enumerate(org):
@@ -127,11 +144,20 @@ def scatter(windows, grid: TileGrid, ids, in_stride: int, out_stride: int, halo:
     shape = (1, windows.shape[1], grid.height // out_stride, grid.width // out_stride)
     if windows.shape[0] != len(ids):
         raise TileError(f"scatter: {windows.shape[0]} windows for {len(ids)} active tiles")
+    if out is not None and tuple(out.shape) != shape:
+        raise TileError(f"scatter: output map {tuple(out.shape)} is not {shape}")
+    if halo == 0:  # each window is its tile (at the out stride): one indexed copy and one reshape
+        c = shape[1]
+        tiles = zeros_like_map(windows, (grid.count, c, t, t))
+        tiles[_index(ids, windows)] = windows[:, :, :t, :t]
+        full = _permute(tiles.reshape(grid.rows, grid.cols, c, t, t), (2, 0, 3, 1, 4)).reshape(shape)
+        if out is None:
+            return full
+        out[...] = full
+        return out
     if out is None:
         out = zeros_like_map(windows, shape)
     else:
-        if tuple(out.shape) != shape:
-            raise TileError(f"scatter: output map {tuple(out.shape)} is not {shape}")
         out[...] = 0
     for n, (wy, wx, ty, tx) in enumerate(org):
         oy, ox = (ty - wy) // factor, (tx - wx) // factor
