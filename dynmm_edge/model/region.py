@@ -57,15 +57,21 @@ def stage_halo(stage: nn.Module, with_maxpool: bool) -> int:
 
 
 class RegionGate(nn.Module):
-    """Keep logit per tile from the 1/4-downsampled RGB + depth (3 stride-2 convs to 1/32, tile pooling)."""
+    """Keep logit per tile from the 1/4-downsampled RGB + depth (3 stride-2 convs to 1/32, tile pooling).
+
+    forward = score(inputs(rgb, depth)): the region stage caches the small input maps, not whole frames."""
+    in_channels = 4
 
     def __init__(self, tile: int, channels: Tuple[int, int] = (16, 32)):
         super().__init__()
         self.tile = int(tile)
         c1, c2 = channels
-        self.body = nn.Sequential(ConvBNAct(4, c1, 3, stride=2), ConvBNAct(c1, c2, 3, stride=2),
+        self.body = nn.Sequential(ConvBNAct(self.in_channels, c1, 3, stride=2), ConvBNAct(c1, c2, 3, stride=2),
                                   ConvBNAct(c2, c2, 3, stride=2))
-        self.head = nn.Conv2d(c2, 1, 1)
+        self.head = nn.Conv2d(self._head_channels(c2), 1, 1)
+
+    def _head_channels(self, c2: int) -> int:
+        return c2
 
     def forward(self, rgb: Tensor, depth: Tensor) -> Tensor:
         """[B, rows, cols] keep logits."""
@@ -73,49 +79,36 @@ class RegionGate(nn.Module):
 
     @staticmethod
     def inputs(rgb: Tensor, depth: Tensor) -> Tensor:
-        """The 1/4-resolution maps the gate reads (the region stage caches these, not whole frames)."""
         return F.avg_pool2d(torch.cat([rgb, depth], 1), 4)
 
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
     def score(self, x: Tensor) -> Tensor:
-        x = self.body(x)
+        x = self.features(x)
         k = self.tile // 32
         if k > 1:
             x = F.avg_pool2d(x, k)
         return self.head(x)[:, 0]
 
 
-class CueRegionGate(nn.Module):
+class CueRegionGate(RegionGate):
     """Keep logit per tile from the cue maps at 1/4 (model/gate.py frame_cues): the gain of depth sits where
     depth edges have no RGB edge (camouflage) or the image is dark, which raw pixels show only indirectly.
-    The head also reads each tile's mean cues directly (a shortcut past the convs)."""
+    The head also reads each 32-px cell's mean cues directly (a shortcut past the convs)."""
+    in_channels = 10  # len(model.gate.CUE_NAMES)
 
-    def __init__(self, tile: int, channels: Tuple[int, int] = (16, 32)):
-        super().__init__()
-        from dynmm_edge.model.gate import CUE_NAMES
-
-        self.tile = int(tile)
-        n, (c1, c2) = len(CUE_NAMES), channels
-        self.body = nn.Sequential(ConvBNAct(n, c1, 3, stride=2), ConvBNAct(c1, c2, 3, stride=2),
-                                  ConvBNAct(c2, c2, 3, stride=2))
-        self.head = nn.Conv2d(c2 + n, 1, 1)
-
-    def forward(self, rgb: Tensor, depth: Tensor) -> Tensor:
-        """[B, rows, cols] keep logits."""
-        return self.score(self.inputs(rgb, depth))
+    def _head_channels(self, c2: int) -> int:
+        return c2 + self.in_channels
 
     @staticmethod
     def inputs(rgb: Tensor, depth: Tensor) -> Tensor:
-        """The cue maps at 1/4 resolution (what the region stage caches)."""
         from dynmm_edge.model.gate import frame_cues
 
         return frame_cues(rgb, depth, 4)
 
-    def score(self, cues: Tensor) -> Tensor:
-        x = torch.cat([self.body(cues), F.avg_pool2d(cues, 8)], 1)
-        k = self.tile // 32
-        if k > 1:
-            x = F.avg_pool2d(x, k)
-        return self.head(x)[:, 0]
+    def features(self, cues: Tensor) -> Tensor:
+        return torch.cat([self.body(cues), F.avg_pool2d(cues, 8)], 1)
 
 
 class RegionHead(nn.Module):

@@ -124,7 +124,7 @@ def evaluate_region(net, dataset, class_names: Sequence[str], policies: Sequence
     fixed = list(static.values()) + list(region_static.values())
     points = front_points([v["depth_macs_fraction"] for v in fixed], [v["miou"] for v in fixed])
     region = {}
-    for p in dict.fromkeys([main_policy, *policies]):
+    for p in policies:
         if p in REGION_STATIC.values() and p != main_policy:
             continue
         entry = dict(measured[p], front_miou=front_miou(points, measured[p]["depth_macs_fraction"]))
