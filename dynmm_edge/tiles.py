@@ -114,6 +114,17 @@ def _index(ids, like):
     return ids
 
 
+def select_tiles(mask, grid: TileGrid, a, b):
+    """Where the bool [rows, cols] `mask` is set, `a`, else `b` (two [1, C, h, w] maps of one stride; numpy
+    or torch, the mask repeated to the map's resolution where the maps live)."""
+    t = grid.tile // (grid.height // a.shape[2])
+    m = np.repeat(np.repeat(np.asarray(mask, bool), t, axis=0), t, axis=1)[None, None]
+    if is_tensor(a):
+        import torch
+        return torch.where(torch.from_numpy(m).to(a.device), a, b)
+    return np.where(m, a, b)
+
+
 def gather(fmap, grid: TileGrid, ids, stride: int, halo: int = 0):
     """[1, C, H, W] map -> [N, C, wh, ww] windows of the active tiles (N may be 0); numpy or torch."""
     fmap = fmap if is_tensor(fmap) else np.asarray(fmap)

@@ -11,13 +11,14 @@ mask, the gate's logits and the labels do). The TensorRT backend's buffers still
 (docs/REGIONS.md).
 """
 import time
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 from dynmm_edge.errors import DynMMError
 from dynmm_edge.runtime.policy import GatePolicy
-from dynmm_edge.tiles import TileGrid, bucket_for, gather, scatter, tile_entropy, top_share, zeros_like_map
+from dynmm_edge.tiles import (TileGrid, bucket_for, gather, scatter, select_tiles, tile_entropy, top_share,
+                              zeros_like_map)
 
 REGION_KINDS = {"region": "gate", "region-share": "share", "region-entropy": "entropy"}
 
@@ -120,28 +121,20 @@ class TileCache:
             fresh &= np.abs(sig - self.sig).mean(axis=(2, 3)) <= self.tau
         return keep & ~fresh, fresh
 
-    def update(self, feats: Dict[str, np.ndarray], strides: Dict[str, int], compute: np.ndarray,
+    def update(self, feats: Dict[str, np.ndarray], names: Sequence[str], compute: np.ndarray,
                reuse: np.ndarray, sig: np.ndarray) -> Dict[str, np.ndarray]:
         """Fill the reused tiles of this frame's maps from the cache, store the computed ones; returns the maps
         the trunk gets (a stage no tile ran or reused through stays absent: the bound zeros stand in)."""
         g = self.grid
         out = {}
-        for name, stride in strides.items():
-            t = g.tile // stride
-            cur = feats.get(name)
-            old = self.maps.get(name)
+        for name in names:
+            cur, old = feats.get(name), self.maps.get(name)
             if cur is None and (old is None or not reuse.any()):
                 continue
-            if cur is None:
-                cur = zeros_like_map(old, old.shape)
-            for r, c in zip(*np.nonzero(reuse)):
-                cur[..., r * t:(r + 1) * t, c * t:(c + 1) * t] = old[..., r * t:(r + 1) * t, c * t:(c + 1) * t]
-            if old is None:
-                old = zeros_like_map(cur, cur.shape)
-            for r, c in zip(*np.nonzero(compute)):
-                old[..., r * t:(r + 1) * t, c * t:(c + 1) * t] = cur[..., r * t:(r + 1) * t, c * t:(c + 1) * t]
-            self.maps[name] = old
-            out[name] = cur
+            cur = zeros_like_map(old, old.shape) if cur is None else cur
+            old = zeros_like_map(cur, cur.shape) if old is None else old
+            out[name] = select_tiles(reuse, g, old, cur)
+            self.maps[name] = select_tiles(compute, g, cur, old)
         if self.sig is None:
             self.sig = sig.copy()
         self.sig[compute] = sig[compute]
@@ -247,7 +240,7 @@ class RegionExecutor:
         t0 = time.perf_counter()
         feats = self.run_stages(d0, self.grid.ids_of(mask), times, ran)
         if cache is not None:
-            feats = cache.update(feats, {st.feature: st.out_stride for st in spec.stages}, mask, reused, sig)
+            feats = cache.update(feats, [st.feature for st in spec.stages], mask, reused, sig)
         fused = mask | reused  # the trunk's masked SE pools over every tile that carries features
         trunk = {"rgb": feeds["rgb"], spec.stem_output: d0_dev,
                  spec.mask_input: s.backend.upload(fused[None].astype(np.float32)), **self.zero_feeds}

@@ -142,7 +142,7 @@ def test_tile_cache_expires_after_max_age_and_refreshes_moved_tiles():
         sig = cache.signature(depth)
         compute, reuse = cache.plan(keep, sig)
         feats = {"f": np.full((1, 2, 4, 8), float(i), np.float32)} if compute.any() else {}
-        out = cache.update(feats, {"f": 16}, compute, reuse, sig)
+        out = cache.update(feats, ["f"], compute, reuse, sig)
         computed.append(int(compute.sum()))
         assert out["f"][0, :, 0:2, 0:2].min() == (i // 3) * 3  # a reused tile carries the features it ran with
     assert computed == [1, 0, 0, 1, 0, 0]  # ran, reused twice, too old: ran again
