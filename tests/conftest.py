@@ -1,10 +1,18 @@
 """Shared fixtures: one exported tiny model per session, small synthetic frames."""
 import os
+import signal
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("DYNMM_EDGE_CACHE", os.path.join(os.path.dirname(__file__), "..", ".pytest_cache", "dynmm_cache"))
+
+# A test run started as a background job of a non-interactive shell (`bash .ci/run &`, nohup in a
+# script) inherits SIGINT IGNORED, and so do the CLI processes the tests start: Ctrl-C tests then wait
+# forever for an interrupt that never comes. The tests are about Ctrl-C as a terminal delivers it, so
+# the session restores Python's own handler (children started from here get the default disposition).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _torch():
