@@ -48,7 +48,7 @@ def main(argv=None) -> int:
 
     from dynmm_edge.atomic import write_json
     from dynmm_edge.bench.env import environment
-    from dynmm_edge.bench.region import DEFAULT_SHARES
+    from dynmm_edge.bench.region import DEFAULT_SHARES, curve_lines
     from dynmm_edge.io.sources import open_source
 
     def frames(n, w, h):
@@ -73,9 +73,7 @@ def main(argv=None) -> int:
             r = report[key]
             print(f"{key}: full {r['ms_p50']['full']:.1f} ms, rgb-only {r['ms_p50']['rgb']:.1f} ms, "
                   f"break-even share {r['break_even_share']}")
-            for c in r["curve"]:
-                print(f"  share {c['active_share']:.1f}: {c['ms_p50']:7.1f} ms  realized {100 * c['realized_saving']:5.1f}%"
-                      f"  ideal {100 * c['ideal_saving']:5.1f}%")
+            print("\n".join(curve_lines(r["curve"])))
     return 0
 
 

@@ -9,12 +9,11 @@ the active-tile count (nonzero), which a bucketed deployment replaces by a fixed
 """
 import argparse
 import sys
-import time
 
-import numpy as np
 import torch
 
 from dynmm_edge.atomic import write_json
+from dynmm_edge.bench.region import curve_lines
 
 
 def build(model: str, r34: bool):
@@ -35,6 +34,8 @@ def build(model: str, r34: bool):
 
 @torch.no_grad()
 def curve(net, device, dtype, frames: int, repeats: int, shares):
+    """The timing, masks and savings of dynmm_edge.bench.region, on the eager model."""
+    from dynmm_edge.bench.region import interleaved_p50, random_masks, savings_curve
     from dynmm_edge.model.region import region_costs, region_depth_macs, region_forward
 
     cfg, g = net.config, net.region.grid
@@ -42,14 +43,8 @@ def curve(net, device, dtype, frames: int, repeats: int, shares):
     gen = torch.Generator().manual_seed(0)
     rgb = torch.randn(frames, 1, 3, cfg.height, cfg.width, generator=gen).to(device, dtype)
     depth = torch.randn(frames, 1, 1, cfg.height, cfg.width, generator=gen).to(device, dtype)
-    masks = {}
-    for s in shares:
-        k = max(1, int(round(s * g.count)))
-        m = torch.zeros(frames, 1, g.count)
-        for i in range(frames):
-            m[i, 0, torch.randperm(g.count, generator=gen)[:k]] = 1
-        masks[s] = m.reshape(frames, 1, g.rows, g.cols).to(device, dtype)
-    modes = ["full", "rgb", *shares]
+    masks = {s: [torch.from_numpy(m[None]).to(device, dtype) for m in random_masks(g.rows, g.cols, s, frames, 0)]
+             for s in shares}
 
     def run(mode, i):
         if mode == "full":
@@ -59,29 +54,12 @@ def curve(net, device, dtype, frames: int, repeats: int, shares):
         else:
             region_forward(net, rgb[i], depth[i], masks[mode][i])
 
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    for mode in modes:
-        run(mode, 0)
-    times = {m: [] for m in modes}
-    order = np.random.default_rng(1)
-    for _ in range(repeats):
-        for i in range(frames):
-            for j in order.permutation(len(modes)):
-                sync()
-                t0 = time.perf_counter()
-                run(modes[j], i)
-                sync()
-                times[modes[j]].append((time.perf_counter() - t0) * 1e3)
-    p50 = {str(m): float(np.median(v)) for m, v in times.items()}
+    sync = torch.cuda.synchronize if device.startswith("cuda") else None
+    p50 = interleaved_p50(run, ["full", "rgb", *shares], frames, repeats, warmup=1, seed=1, sync=sync)
     table = region_costs(net)
-    depth_share = (p50["full"] - p50["rgb"]) / p50["full"]
-    out = []
-    for s in shares:
-        frac = region_depth_macs(table, int(masks[s][0].sum())) / table["full_depth_macs"]
-        out.append({"active_share": s, "ms_p50": p50[str(s)], "depth_macs_fraction": frac,
-                    "realized_saving": (p50["full"] - p50[str(s)]) / p50["full"],
-                    "ideal_saving": depth_share * (1 - frac)})
-    return {"curve": out, "ms_p50": p50, "depth_time_share": depth_share}
+    result = savings_curve(p50, shares, {s: int(masks[s][0].sum()) for s in shares},
+                           lambda active: region_depth_macs(table, active) / table["full_depth_macs"])
+    return dict(result, ms_p50=p50)
 
 
 def main(argv=None) -> int:
@@ -102,9 +80,7 @@ def main(argv=None) -> int:
     r.update(device=dev, dtype=str(dtype), weights=weights, torch=torch.__version__,
              input=f"{net.config.width}x{net.config.height}", tile=net.config.region_tile)
     write_json(args.json, r)
-    for c in r["curve"]:
-        print(f"share {c['active_share']:.1f}: {c['ms_p50']:.2f} ms realized {100 * c['realized_saving']:.1f}% "
-              f"ideal {100 * c['ideal_saving']:.1f}%")
+    print("\n".join(curve_lines(r["curve"])))
     return 0
 
 
